@@ -1,0 +1,3 @@
+"""tflic: learned image codecs in TensorFlow/Keras."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,132 @@
+"""The tflic container format, read and written inside the TensorFlow graph (so
+the SavedModel signatures produce and read exactly the files the binaries do).
+
+Layout, integers big-endian:
+
+  magic "TFLC" (4) | format version (1) | model id (8) | height (4) | width (4)
+  | number of streams n (1) | n stream lengths (4 each) | the n streams
+  | check (8): keyed SipHash-2-4 of everything before it
+
+Unpacking verifies, in this order, before any other work: length, magic,
+version, check, model id, stream count and lengths, image size. A failure raises
+`tf.errors.InvalidArgumentError` whose message starts with `MARKER`; the Python
+API turns it into `BitstreamError`.
+"""
+
+import tensorflow as tf
+
+MAGIC = b"TFLC"
+VERSION = 1
+MODEL_ID_BYTES = 8
+CHECK_BYTES = 8
+MARKER = "tflic bitstream error: "
+MAX_SIDE = 65535
+MAX_PIXELS = 1 << 26  # 67 MP; a header claiming more is refused before decoding.
+_SIPHASH_KEY = [0x74666c6963626974, 0x73747265616d3031]  # "tflicbitstream01"
+_FIXED = len(MAGIC) + 1 + MODEL_ID_BYTES + 4 + 4 + 1  # 22 bytes before lengths
+
+
+class BitstreamError(ValueError):
+  """A bitstream that is not a valid tflic stream for this model."""
+
+
+def _byte_table():
+  return tf.constant([bytes([i]) for i in range(256)])
+
+
+def _be_bytes(value, size):
+  """Big-endian bytes of an integer tensor, as a string."""
+  value = tf.cast(value, tf.int64)
+  shifts = tf.constant([8 * (size - 1 - i) for i in range(size)], tf.int64)
+  digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, shifts), 255)
+  return tf.strings.reduce_join(tf.gather(_byte_table(), digits))
+
+
+def _be_int(data, pos, size):
+  """The big-endian integer of data[pos:pos + size]."""
+  digits = tf.cast(tf.io.decode_raw(tf.strings.substr(data, pos, size), tf.uint8),
+                   tf.int64)
+  shifts = tf.constant([8 * (size - 1 - i) for i in range(size)], tf.int64)
+  return tf.reduce_sum(tf.bitwise.left_shift(digits, shifts))
+
+
+def check_value(payload):
+  """63 bits of keyed SipHash-2-4 of the payload (detects any damage with
+  probability 1 − 2⁻⁶³; TensorFlow has no CRC op, and this one is stronger)."""
+  return tf.strings.to_hash_bucket_strong(payload, (1 << 63) - 1, _SIPHASH_KEY)
+
+
+def pack(model_id, height, width, streams):
+  """Builds the container (a scalar string) from its parts."""
+  parts = [tf.constant(MAGIC), _be_bytes(VERSION, 1), model_id,
+           _be_bytes(height, 4), _be_bytes(width, 4), _be_bytes(len(streams), 1)]
+  parts += [_be_bytes(tf.strings.length(s), 4) for s in streams]
+  payload = tf.strings.join(parts + list(streams))
+  return payload + _be_bytes(check_value(payload), CHECK_BYTES)
+
+
+def _require(condition, message):
+  return tf.debugging.Assert(condition, [MARKER + message])
+
+
+def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
+  """Verifies a container; returns (height, width, streams)."""
+  data = tf.convert_to_tensor(data, tf.string)
+  length = tf.strings.length(data)
+  header_end = _FIXED + 4 * num_streams
+  with tf.control_dependencies([_require(
+      length >= header_end + CHECK_BYTES,
+      "too short to be a tflic bitstream (empty or truncated)")]):
+    data = tf.identity(data)
+  with tf.control_dependencies([_require(
+      tf.equal(tf.strings.substr(data, 0, 4), MAGIC),
+      "not a tflic bitstream (bad magic bytes)")]):
+    data = tf.identity(data)
+  version = _be_int(data, 4, 1)
+  with tf.control_dependencies([_require(
+      tf.equal(version, VERSION),
+      f"unsupported format version (this tflic reads version {VERSION})")]):
+    data = tf.identity(data)
+  payload = tf.strings.substr(data, 0, length - CHECK_BYTES)
+  with tf.control_dependencies([_require(
+      tf.equal(check_value(payload), _be_int(data, length - CHECK_BYTES,
+                                             CHECK_BYTES)),
+      "damaged bitstream (integrity check failed)")]):
+    data = tf.identity(data)
+  with tf.control_dependencies([_require(
+      tf.equal(tf.strings.substr(data, 5, MODEL_ID_BYTES), model_id),
+      "the bitstream was made by a different model")]):
+    data = tf.identity(data)
+  lengths = [_be_int(data, _FIXED + 4 * i, 4) for i in range(num_streams)]
+  with tf.control_dependencies([_require(
+      tf.logical_and(
+          tf.equal(_be_int(data, _FIXED - 1, 1), num_streams),
+          tf.equal(tf.cast(header_end + CHECK_BYTES, tf.int64) + tf.add_n(lengths),
+                   tf.cast(length, tf.int64))),
+      "inconsistent stream lengths")]):
+    data = tf.identity(data)
+  height = _be_int(data, 13, 4)
+  width = _be_int(data, 17, 4)
+  ok = tf.reduce_all([height >= 1, width >= 1, height <= MAX_SIDE,
+                      width <= MAX_SIDE, height * width <= max_pixels])
+  with tf.control_dependencies([_require(
+      ok, f"image size out of range (1..{MAX_SIDE} per side, at most "
+      f"{max_pixels} pixels)")]):
+    data = tf.identity(data)
+  streams, pos = [], tf.constant(header_end, tf.int64)
+  for n in lengths:
+    streams.append(tf.strings.substr(data, pos, n))
+    pos += n
+  return tf.cast(height, tf.int32), tf.cast(width, tf.int32), streams
+
+
+def raise_bitstream_errors(fn):
+  """Calls fn(); an in-graph bitstream error becomes a `BitstreamError`."""
+  try:
+    return fn()
+  except tf.errors.InvalidArgumentError as e:
+    message = e.message
+    if MARKER not in message:
+      raise
+    message = message[message.index(MARKER) + len(MARKER):]
+    raise BitstreamError(message.splitlines()[0].strip().rstrip("'\"]")) from None

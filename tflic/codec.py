@@ -1,0 +1,69 @@
+"""Image ↔ bitstream for a trained model, entirely in the TensorFlow graph: these
+two `tf.function`s are the `encode` and `decode` signatures of the SavedModel."""
+
+import hashlib
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from tflic import bitstream
+
+
+def pad_to_multiple(image, multiple):
+  """Pads [H, W, C] on the bottom/right by repeating the edge pixels, to sides
+  that are multiples of `multiple` (works for any size, 1×1 included)."""
+  shape = tf.shape(image)
+  padded = -(-shape[:2] // multiple) * multiple
+  rows = tf.minimum(tf.range(padded[0]), shape[0] - 1)
+  cols = tf.minimum(tf.range(padded[1]), shape[1] - 1)
+  return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
+
+
+def fingerprint(model):
+  """The model identity written into each stream: 8 bytes of SHA-256 over the
+  model's class, configuration and every weight and coding table."""
+  digest = hashlib.sha256()
+  digest.update(type(model).__name__.encode())
+  digest.update(json.dumps(model.get_config(), sort_keys=True).encode())
+  for variable in sorted(model.variables, key=lambda v: v.name):
+    digest.update(variable.name.encode())
+    digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+  return digest.digest()[:bitstream.MODEL_ID_BYTES]
+
+
+class Codec(tf.Module):
+  """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel`."""
+
+  def __init__(self, model, name="codec"):
+    super().__init__(name=name)
+    model.freeze()
+    self.model = model
+    self.model_id = tf.Variable(fingerprint(model), trainable=False,
+                                name="model_id")
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
+  def encode(self, image):
+    shape = tf.shape(image)
+    with tf.control_dependencies([tf.debugging.assert_positive(
+        shape[:2], message="the image is empty")]):
+      x = tf.cast(pad_to_multiple(image, self.model.multiple), tf.float32) / 255.
+    streams, _ = self.model.encode_latents(x[None])
+    data = bitstream.pack(self.model_id, shape[0], shape[1], streams)
+    return {"bitstream_bytes": data}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([], tf.string, name="bitstream_bytes")])
+  def decode(self, bitstream_bytes):
+    height, width, streams = bitstream.unpack(
+        bitstream_bytes, self.model_id, self.model.num_streams)
+    multiple = self.model.multiple
+    x_hat, _ = self.model.decode_latents(
+        streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)
+    return {"image": to_uint8(x_hat[0, :height, :width])}
+
+
+def to_uint8(x):
+  """[0, 1] floats → uint8, rounded."""
+  return tf.cast(tf.round(tf.clip_by_value(x, 0., 1.) * 255.), tf.uint8)

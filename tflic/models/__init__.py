@@ -1,0 +1,39 @@
+"""The codecs, by name. `create(name, **args)` builds one; `names()` lists them."""
+
+import inspect
+
+from tflic.models.balle2017 import Balle2017
+from tflic.models.base import CompressionModel
+from tflic.models.hyperprior import Hyperprior
+
+REGISTRY = {
+    "factorized": Balle2017,
+    "hyperprior": Hyperprior,
+}
+
+
+def names():
+  return sorted(REGISTRY)
+
+
+def get(name):
+  try:
+    return REGISTRY[name]
+  except KeyError:
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(names())}") from None
+
+
+def architecture_args(name):
+  """The constructor arguments that define a model's architecture (its size flags)."""
+  params = inspect.signature(get(name).__init__).parameters
+  return [p for p in params if p not in ("self", "lmbda", "distortion", "kwargs")]
+
+
+def create(name, **args):
+  cls = get(name)
+  accepted = set(architecture_args(name)) | {"lmbda", "distortion"}
+  return cls(**{k: v for k, v in args.items() if k in accepted})
+
+
+__all__ = ["CompressionModel", "REGISTRY", "names", "get", "create",
+           "architecture_args"]

@@ -1,0 +1,104 @@
+"""The base of every codec: the rate–distortion objective and the coding interface."""
+
+import tensorflow as tf
+
+from tflic import metrics
+
+
+class CompressionModel(tf.keras.Model):
+  """A learned image codec trained on L = R + λ·D (Ballé et al. 2017, eq. 2).
+
+  R is the rate in bits per pixel, estimated with additive uniform noise; the
+  synthesis sees straight-through rounded latents. D is the MSE on the 0..255
+  scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
+
+  Subclasses set `multiple` (input sides are padded to it), `num_streams`, and
+  implement `call`, `encode_latents`, `decode_latents` and `freeze`.
+  Images are float tensors in [0, 1], shape [1, H, W, 3] for coding.
+  """
+
+  multiple = 16
+  num_streams = 1
+
+  def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
+    super().__init__(**kwargs)
+    if distortion not in ("mse", "ms-ssim"):
+      raise ValueError(f"distortion must be 'mse' or 'ms-ssim', not {distortion!r}")
+    self.lmbda = float(lmbda)
+    self.distortion = distortion
+    self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in
+                     ("loss", "bpp", "mse", "psnr", "ms_ssim", "nonfinite")}
+
+  # -- to implement -------------------------------------------------------------
+  def call(self, x, training=False):
+    """x -> (x̂, bits per image [B])."""
+    raise NotImplementedError
+
+  def encode_latents(self, x):
+    """x [1, H, W, 3] -> (list of `num_streams` scalar strings, dict of latents)."""
+    raise NotImplementedError
+
+  def decode_latents(self, streams, height, width):
+    """Streams of a padded H × W image -> (x̂ [1, H, W, 3], dict of latents)."""
+    raise NotImplementedError
+
+  def freeze(self):
+    """Fixes the range coding tables; needed before encode/decode_latents."""
+    raise NotImplementedError
+
+  def estimate_bits(self, x):
+    """The model's own rate of x in bits (quantized latents, no noise)."""
+    _, bits = self(x, training=False)
+    return tf.reduce_sum(bits)
+
+  # -- training -----------------------------------------------------------------
+  def rate_distortion(self, x, training):
+    x_hat, bits = self(x, training=training)
+    num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), bits.dtype)
+    bpp = tf.reduce_mean(bits) / num_pixels
+    mse = tf.reduce_mean(tf.math.squared_difference(x * 255., x_hat * 255.))
+    terms = dict(bpp=bpp, mse=mse, psnr=metrics.psnr_from_mse(mse))
+    if self.distortion == "mse":
+      distortion = mse
+    else:  # MS-SSIM costs time, so it is only computed when it is the objective.
+      terms["ms_ssim"] = metrics.ms_ssim(x, tf.clip_by_value(x_hat, 0., 1.), 1.)
+      distortion = 1. - terms["ms_ssim"]
+    return bpp + self.lmbda * distortion, terms
+
+  def train_step(self, x):
+    with tf.GradientTape() as tape:
+      loss, terms = self.rate_distortion(x, training=True)
+      # Gradients are summed over replicas, so each replica scales its share.
+      scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+    variables = self.trainable_variables
+    grads = tape.gradient(scaled, variables)
+    # NaN guard: a step whose loss or gradients are not finite changes nothing.
+    finite = tf.math.is_finite(loss)
+    for g in grads:
+      finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+    grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+    self.optimizer.apply_gradients(zip(grads, variables))
+    self.trackers["nonfinite"].update_state(1. - tf.cast(finite, tf.float32))
+    if finite:
+      self.trackers["loss"].update_state(loss)
+      for name, value in terms.items():
+        self.trackers[name].update_state(value)
+    return self._results()
+
+  def test_step(self, x):
+    loss, terms = self.rate_distortion(x, training=False)
+    self.trackers["loss"].update_state(loss)
+    for name, value in terms.items():
+      self.trackers[name].update_state(value)
+    return self._results()
+
+  def _results(self):
+    return {name: t.result() for name, t in self.trackers.items()
+            if name != "ms_ssim" or self.distortion == "ms-ssim"}
+
+  @property
+  def metrics(self):
+    return list(self.trackers.values())
+
+  def get_config(self):
+    return dict(lmbda=self.lmbda, distortion=self.distortion)

@@ -1,0 +1,92 @@
+"""The mean-scale hyperprior: Ballé et al. 2018, "Variational image compression
+with a scale hyperprior" (Fig. 4), with the Gaussian mean of Minnen, Ballé and
+Toderici 2018 ("Joint autoregressive and hierarchical priors", Fig. 4 without the
+context model): the `hyperprior` model."""
+
+import tensorflow as tf
+
+from tflic.entropy import FactorizedPrior, GaussianConditional
+from tflic.layers import analysis_stage, synthesis_stage
+from tflic.models.base import CompressionModel
+
+
+class Hyperprior(CompressionModel):
+  """y = g_a(x), z = h_a(y); ẑ coded with a factorized prior; (μ, log σ) = h_s(ẑ)
+  parametrize the Gaussian of ŷ; x̂ = g_s(ŷ). Streams: [ẑ, ŷ]."""
+
+  multiple = 64
+  num_streams = 2
+
+  def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
+               lmbda=0.01, distortion="mse", **kwargs):
+    super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
+    self.num_filters = num_filters
+    self.latent_channels = latent_channels
+    self.hyper_channels = hyper_channels
+    n, m = num_filters, latent_channels
+    self.analysis = tf.keras.Sequential([
+        analysis_stage(n, 5, 2, "analysis_0"),
+        analysis_stage(n, 5, 2, "analysis_1"),
+        analysis_stage(n, 5, 2, "analysis_2"),
+        analysis_stage(m, 5, 2, "analysis_3", gdn=False),
+    ], name="analysis")
+    self.synthesis = tf.keras.Sequential([
+        synthesis_stage(n, 5, 2, "synthesis_0"),
+        synthesis_stage(n, 5, 2, "synthesis_1"),
+        synthesis_stage(n, 5, 2, "synthesis_2"),
+        synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
+    ], name="synthesis")
+    conv = tf.keras.layers.Conv2D
+    deconv = tf.keras.layers.Conv2DTranspose
+    self.hyper_analysis = tf.keras.Sequential([
+        conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
+        conv(hyper_channels, 5, 2, padding="same", activation="relu", name="h_a_1"),
+        conv(hyper_channels, 5, 2, padding="same", name="h_a_2"),
+    ], name="hyper_analysis")
+    self.hyper_synthesis = tf.keras.Sequential([
+        deconv(m, 5, 2, padding="same", activation="relu", name="h_s_0"),
+        deconv(m * 3 // 2, 5, 2, padding="same", activation="relu", name="h_s_1"),
+        conv(2 * m, 3, padding="same", name="h_s_2"),
+    ], name="hyper_synthesis")
+    self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
+    self.conditional = GaussianConditional(name="conditional")
+
+  def gaussian_parameters(self, z_hat):
+    """(μ, log σ) of every element of y, from ẑ."""
+    mean, log_scale = tf.split(self.hyper_synthesis(z_hat), 2, axis=-1)
+    return mean, log_scale
+
+  def call(self, x, training=False):
+    y = self.analysis(x)
+    z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
+    y_hat, y_bits = self.conditional(
+        y, *self.gaussian_parameters(z_hat), training=training)
+    return self.synthesis(y_hat), z_bits + y_bits
+
+  def freeze(self):
+    self.hyper_prior.freeze()
+    self.conditional.freeze()
+
+  def encode_latents(self, x):
+    y = self.analysis(x)
+    z = self.hyper_analysis(y)
+    z_strings = self.hyper_prior.compress(z)
+    # The parameters come from the decoded ẑ, exactly as the decoder gets them.
+    z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
+    mean, log_scale = self.gaussian_parameters(z_hat)
+    y_strings = self.conditional.compress(y, mean, log_scale)
+    y_hat = self.conditional.coder.quantize(y, loc=mean)
+    return [z_strings[0], y_strings[0]], dict(y_hat=y_hat, z_hat=z_hat)
+
+  def decode_latents(self, streams, height, width):
+    z_shape = tf.stack([height // self.multiple, width // self.multiple])
+    z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
+    mean, log_scale = self.gaussian_parameters(z_hat)
+    y_hat = self.conditional.decompress(
+        tf.reshape(streams[1], [1]), mean, log_scale)
+    return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
+
+  def get_config(self):
+    return dict(super().get_config(), num_filters=self.num_filters,
+                latent_channels=self.latent_channels,
+                hyper_channels=self.hyper_channels)
