@@ -32,15 +32,29 @@ def fingerprint(model):
   return digest.digest()[:bitstream.MODEL_ID_BYTES]
 
 
+class _Untracked:
+  """Holds an object without making it part of the SavedModel."""
+
+  def __init__(self, value):
+    self.value = value
+
+
 class Codec(tf.Module):
   """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel`."""
 
   def __init__(self, model, name="codec"):
     super().__init__(name=name)
     model.freeze()
-    self.model = model
+    # The SavedModel keeps the model's variables (weights and coding tables),
+    # not the Keras model: saving that would trace every layer's `call`.
+    self._model = _Untracked(model)
+    self.model_variables = list(model.variables)
     self.model_id = tf.Variable(fingerprint(model), trainable=False,
                                 name="model_id")
+
+  @property
+  def model(self):
+    return self._model.value
 
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8, name="image")])

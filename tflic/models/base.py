@@ -78,19 +78,21 @@ class CompressionModel(tf.keras.Model):
       finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
     grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
     self.optimizer.apply_gradients(zip(grads, variables))
-    self.trackers["nonfinite"].update_state(1. - tf.cast(finite, tf.float32))
-    if finite:
-      self.trackers["loss"].update_state(loss)
-      for name, value in terms.items():
-        self.trackers[name].update_state(value)
+    weight = tf.cast(finite, tf.float32)
+    self.trackers["nonfinite"].update_state(1. - weight)
+    self._track(loss, terms, weight)
     return self._results()
 
   def test_step(self, x):
     loss, terms = self.rate_distortion(x, training=False)
-    self.trackers["loss"].update_state(loss)
-    for name, value in terms.items():
-      self.trackers[name].update_state(value)
+    self._track(loss, terms)
     return self._results()
+
+  def _track(self, loss, terms, weight=1.):
+    """Adds a step's values to the running means (weight 0: a skipped step)."""
+    for name, value in dict(terms, loss=loss).items():
+      self.trackers[name].update_state(
+          tf.where(weight > 0, value, 0.), sample_weight=weight)
 
   def _results(self):
     return {name: t.result() for name, t in self.trackers.items()

@@ -1,0 +1,50 @@
+"""SavedModel export: tag `serve`; signatures `encode` (image uint8 [H, W, 3] →
+bitstream_bytes), `decode` (bitstream_bytes → image) and `serving_default`
+(= encode). Loading needs TensorFlow and `import tensorflow_compression`."""
+
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+import tensorflow_compression  # pylint: disable=unused-import  (registers ops)
+
+from tflic import codec as codec_lib
+
+INFO_FILE = os.path.join("assets.extra", "tflic.json")
+
+
+def export(model, export_dir, overwrite=False, name=None):
+  """Writes the SavedModel of a trained model to export_dir, atomically (the
+  directory appears complete or not at all)."""
+  export_dir = os.path.abspath(export_dir)
+  if os.path.exists(export_dir) and not overwrite:
+    raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
+  codec = codec_lib.Codec(model)
+  parent = os.path.dirname(export_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  try:
+    tf.saved_model.save(codec, tmp, signatures={
+        "encode": codec.encode, "decode": codec.decode,
+        "serving_default": codec.encode})
+    info = dict(name=name, config=model.get_config(), model=type(model).__name__,
+                model_id=bytes(codec.model_id.numpy()).hex(),
+                multiple=model.multiple, num_streams=model.num_streams)
+    os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+    with open(os.path.join(tmp, INFO_FILE), "w") as f:
+      json.dump(info, f, indent=2)
+    if os.path.exists(export_dir):
+      shutil.rmtree(export_dir)
+    os.rename(tmp, export_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return export_dir
+
+
+def info(export_dir):
+  """What tflic wrote about an exported model (name, config, model id)."""
+  with open(os.path.join(export_dir, INFO_FILE)) as f:
+    return json.load(f)

@@ -1,0 +1,190 @@
+"""Training: distribution strategy, checkpoints that resume at their step,
+progress output, TensorBoard summaries and a NaN guard, around the models'
+Keras `train_step`."""
+
+import json
+import os
+import signal
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tflic import data
+from tflic import models
+
+CONFIG_FILE = "config.json"
+
+
+def configure_logical_cpus(count):
+  """Splits the host CPU into `count` logical devices (to run multi-device code
+  without GPUs). Must run before TensorFlow initializes its devices."""
+  if count > 1:
+    cpu, = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def make_strategy(name):
+  """default: one device; mirrored: every local GPU (else every logical CPU);
+  multi_worker: several machines, described by the TF_CONFIG variable."""
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+      return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(
+        cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise ValueError(f"unknown strategy {name!r} (default, mirrored, multi_worker)")
+
+
+def read_config(model_dir):
+  with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+    return json.load(f)
+
+
+def _write_config(model_dir, config):
+  """Writes config.json, or checks that a resumed run has the same architecture."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  if os.path.exists(path):
+    old = read_config(model_dir)
+    if (old["model"], old["args"]) != (config["model"], config["args"]):
+      raise ValueError(
+          f"{model_dir} holds a run of {old['model']} {old['args']}, not "
+          f"{config['model']} {config['args']}: use another --model_dir")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(config, f, indent=2)
+  os.replace(tmp, path)
+
+
+def build(model_name, model_args, lmbda=0.01, distortion="mse"):
+  """Creates a model and its variables (so checkpoints restore at once)."""
+  model = models.create(model_name, lmbda=lmbda, distortion=distortion,
+                        **model_args)
+  size = model.multiple
+  model(tf.zeros([1, size, size, 3]))
+  return model
+
+
+def load(model_dir):
+  """The model of a training run, with its latest checkpoint's weights."""
+  config = read_config(model_dir)
+  model = build(config["model"], config["args"], config["lmbda"],
+                config["distortion"])
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest is None:
+    raise ValueError(f"no checkpoint in {model_dir}")
+  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+  return model
+
+
+class _Interrupt:
+  """Turns SIGINT/SIGTERM into a flag, so the loop can save and stop."""
+
+  def __init__(self):
+    self.requested = False
+
+  def __enter__(self):
+    self._old = {s: signal.signal(s, self._handle)
+                 for s in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning("signal %d: saving a checkpoint and stopping", signum)
+    self.requested = True
+
+  def __exit__(self, *exc):
+    for s, handler in self._old.items():
+      signal.signal(s, handler)
+
+
+def _format_seconds(seconds):
+  seconds = int(seconds)
+  return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 \
+      else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def train(model_name, model_args, train_data, model_dir, steps=1000000,
+          batch_size=8, patch_size=256, lmbda=0.01, distortion="mse",
+          learning_rate=1e-4, strategy="default", checkpoint_every=1000,
+          log_every=100, seed=None):
+  """Trains until `steps` optimizer steps are done, resuming from the latest
+  checkpoint in model_dir. Returns the model."""
+  if seed is not None:
+    tf.keras.utils.set_random_seed(seed)
+  strategy = make_strategy(strategy)
+  replicas = strategy.num_replicas_in_sync
+  if batch_size % replicas:
+    raise ValueError(f"--batch_size={batch_size} must be a multiple of the "
+                     f"{replicas} replicas")
+  multiple = models.get(model_name).multiple
+  if patch_size % multiple:
+    raise ValueError(f"--patch_size must be a multiple of {multiple} for "
+                     f"{model_name}")
+  os.makedirs(model_dir, exist_ok=True)
+  config = dict(model=model_name, args=model_args, lmbda=lmbda,
+                distortion=distortion)
+  _write_config(model_dir, config)
+
+  with strategy.scope():
+    model = build(model_name, model_args, lmbda, distortion)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    model.optimizer.build(model.trainable_variables)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  step = int(model.optimizer.iterations.numpy())
+  logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",
+               model_name, model_args, "resuming" if step else "starting",
+               step, steps, replicas, model_dir)
+  if step >= steps:
+    return model
+
+  dataset = data.patches(train_data, patch_size, batch_size)
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  train_function = model.make_train_function()
+  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+
+  def save():
+    if not all(np.isfinite(v.numpy()).all() for v in model.trainable_variables):
+      raise FloatingPointError("weights are not finite; checkpoint not saved")
+    manager.save(checkpoint_number=step)
+    logging.info("saved checkpoint at step %d", step)
+
+  start_step, start_time = step, time.time()
+  with _Interrupt() as interrupt:
+    while step < steps and not interrupt.requested:
+      logs = train_function(iterator)
+      step += 1
+      if step % log_every == 0 or step == steps:
+        logs = {k: float(v) for k, v in logs.items()}
+        rate = (step - start_step) / (time.time() - start_time)
+        logging.info("step %d/%d  %s  %.2f steps/s  eta %s", step, steps,
+                     "  ".join(f"{k} {v:.4g}" for k, v in logs.items()), rate,
+                     _format_seconds((steps - step) / rate))
+        with writer.as_default(step=step):
+          for name, value in logs.items():
+            tf.summary.scalar(name, value)
+        if logs["nonfinite"] == 1.:
+          raise FloatingPointError(
+              f"training diverged: every step up to {step} since the last log "
+              "had a non-finite loss (their updates were skipped); try a lower "
+              "--learning_rate. The last checkpoint is intact.")
+        for tracker in model.metrics:
+          tracker.reset_state()
+      if step % checkpoint_every == 0:
+        save()
+    if step % checkpoint_every:
+      save()
+  if interrupt.requested:
+    raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved, run "
+                            "the same command again to resume")
+  return model
