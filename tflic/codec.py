@@ -81,3 +81,35 @@ class Codec(tf.Module):
 def to_uint8(x):
   """[0, 1] floats → uint8, rounded."""
   return tf.cast(tf.round(tf.clip_by_value(x, 0., 1.) * 255.), tf.uint8)
+
+
+class SavedCodec:
+  """An exported model (SavedModel directory) used from Python: numpy images ↔
+  bytes through its `encode`/`decode` signatures."""
+
+  def __init__(self, export_dir):
+    import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
+    if not tf.saved_model.contains_saved_model(export_dir):
+      raise FileNotFoundError(f"no SavedModel in {export_dir}")
+    self.loaded = tf.saved_model.load(export_dir)
+    try:
+      self._encode = self.loaded.signatures["encode"]
+      self._decode = self.loaded.signatures["decode"]
+    except KeyError:
+      raise ValueError(f"{export_dir} is not a tflic model (it has no "
+                       "encode/decode signatures)") from None
+
+  def encode(self, image):
+    """uint8 [H, W, 3] → bytes."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+      raise ValueError(f"expected a uint8 [H, W, 3] image, got {image.dtype} "
+                       f"{image.shape}")
+    if not image.size:
+      raise ValueError("the image is empty")
+    return self._encode(image=tf.constant(image))["bitstream_bytes"].numpy()
+
+  def decode(self, data):
+    """bytes → uint8 [H, W, 3]; a bad stream raises `BitstreamError`."""
+    return bitstream.raise_bitstream_errors(
+        lambda: self._decode(bitstream_bytes=tf.constant(data))["image"].numpy())

@@ -23,17 +23,19 @@ def get(name):
     raise ValueError(f"unknown model {name!r}; known: {', '.join(names())}") from None
 
 
-def architecture_args(name):
-  """The constructor arguments that define a model's architecture (its size flags)."""
+def architecture(name):
+  """The constructor arguments that define a model's architecture (its size
+  flags), with their defaults."""
   params = inspect.signature(get(name).__init__).parameters
-  return [p for p in params if p not in ("self", "lmbda", "distortion", "kwargs")]
+  return {p.name: p.default for p in params.values()
+          if p.name not in ("self", "lmbda", "distortion", "kwargs")}
 
 
 def create(name, **args):
   cls = get(name)
-  accepted = set(architecture_args(name)) | {"lmbda", "distortion"}
+  accepted = set(architecture(name)) | {"lmbda", "distortion"}
   return cls(**{k: v for k, v in args.items() if k in accepted})
 
 
 __all__ = ["CompressionModel", "REGISTRY", "names", "get", "create",
-           "architecture_args"]
+           "architecture"]

@@ -1,0 +1,46 @@
+"""What the absl apps in bin/ share: quiet TensorFlow, `-v` for `--verbose`,
+and user errors reported as one line with a non-zero exit."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+flags.DEFINE_bool("verbose", False, "Print rate, quality and timing (-v).")
+
+# Errors a user can cause (bad input, existing output): reported in one line.
+USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError,
+               IsADirectoryError, PermissionError, FloatingPointError)
+
+
+def _parse(argv):
+  # absl reserves -v for --verbosity=N; our -v means --verbose.
+  return flags.FLAGS([("--verbose" if a == "-v" else a) for a in argv])
+
+
+def run(main):
+  """Runs an absl main; user errors become `NAME: error: message`, exit 1."""
+  name = os.path.basename(sys.argv[0])
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except USER_ERRORS as e:
+      print(f"{name}: error: {e}", file=sys.stderr)
+      return 1
+    except KeyboardInterrupt as e:
+      print(f"{name}: {e or 'interrupted'}", file=sys.stderr)
+      return 130
+
+  app.run(wrapped, flags_parser=_parse)
+
+
+def positional(argv, names):
+  """The positional arguments, checked against their names."""
+  args = argv[1:]
+  if len(args) != len(names):
+    raise app.UsageError(f"expected {len(names)} arguments: {' '.join(names)}")
+  return args
