@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   trains a small hyperprior, exports it, codes a photo, prints the figures
+#   make test   runs the fast test suite (make test-all adds the slow tests)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_STEPS ?= 1500
+DEMO_PHOTO = $(shell $(PY) -c "import tflic.data as d; print(d.samples_holdout())" 2>/dev/null)
+DEMO_EXPORT = build/export/hyperprior_tiny/1
+
+.PHONY: install demo test test-all clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+	  { echo "tflic needs Python 3.11 (TensorFlow 2.14); run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: install
+	$(PY) bin/train --flagfile=configs/hyperprior_tiny.cfg --steps=$(DEMO_STEPS)
+	@mkdir -p build/demo
+	$(PY) bin/compress --model=$(DEMO_EXPORT) -v --overwrite $(DEMO_PHOTO) build/demo/photo.tfl
+	$(PY) bin/decompress --model=$(DEMO_EXPORT) -v --overwrite build/demo/photo.tfl build/demo/photo.png
+	@echo
+	@echo "original:      $(DEMO_PHOTO)"
+	@echo "bitstream:     build/demo/photo.tfl"
+	@echo "decoded:       build/demo/photo.png"
+	@echo "SavedModel:    $(DEMO_EXPORT)"
+	@echo "training run:  build/runs/hyperprior_tiny (tensorboard --logdir build/runs)"
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m ""
+
+clean:
+	rm -rf build

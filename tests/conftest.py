@@ -1,0 +1,61 @@
+"""Shared fixtures: sample photos, a tiny trained hyperprior and its SavedModel."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import data
+from tflic import export
+from tflic import images
+from tflic import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def run(args, **kwargs):
+  """Runs a Python program (bin/NAME or '-c CODE') in a fresh process."""
+  if args[0].startswith("bin/"):
+    args = [os.path.join(ROOT, args[0])] + list(args[1:])
+  return subprocess.run([sys.executable] + list(args), capture_output=True,
+                        text=True, env=ENV, cwd=ROOT, timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def photo():
+  """A 600×400 photo that the 'samples' training set does not contain."""
+  return images.read_image(data.samples_holdout())[0]
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory):
+  """A tiny hyperprior trained for 60 steps on the sample photos."""
+  model_dir = str(tmp_path_factory.mktemp("run"))
+  train.train("hyperprior", TINY, "samples", model_dir, steps=60, batch_size=4,
+              patch_size=128, learning_rate=3e-3, checkpoint_every=60,
+              log_every=60, seed=1)
+  return model_dir
+
+
+@pytest.fixture()
+def trained_model(trained_dir):
+  return train.load(trained_dir)
+
+
+@pytest.fixture(scope="session")
+def exported_dir(trained_dir, tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("export") / "hyperprior" / "1")
+  return export.export(train.load(trained_dir), path, name="hyperprior")
+
+
+def random_image(height, width, seed=0):
+  """A smooth random image (not white noise, so it codes like a photo)."""
+  rng = np.random.default_rng(seed)
+  small = rng.integers(0, 256, (max(1, height // 8), max(1, width // 8), 3))
+  image = tf.image.resize(small[None].astype(np.float32), [height, width])[0]
+  return np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)

@@ -1,0 +1,94 @@
+"""The container: exact layout, and one clear error for every bad input."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import bitstream
+
+MODEL_ID = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+STREAMS = [b"first stream", b"\x00\xff" * 20]
+
+
+def pack(height=17, width=33, streams=STREAMS, model_id=MODEL_ID):
+  return bitstream.pack(tf.constant(model_id), height, width,
+                        [tf.constant(s) for s in streams]).numpy()
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _unpack(data):
+  return bitstream.unpack(data, tf.constant(MODEL_ID), len(STREAMS))
+
+
+def unpack(data):
+  return bitstream.raise_bitstream_errors(lambda: _unpack(tf.constant(data)))
+
+
+def test_layout_and_round_trip():
+  data = pack()
+  assert data[:4] == b"TFLC" and data[4] == 1 and data[5:13] == MODEL_ID
+  assert int.from_bytes(data[13:17], "big") == 17
+  assert int.from_bytes(data[17:21], "big") == 33
+  assert data[21] == 2
+  assert int.from_bytes(data[22:26], "big") == len(STREAMS[0])
+  assert len(data) == 22 + 4 * 2 + sum(map(len, STREAMS)) + 8
+  height, width, streams = unpack(data)
+  assert (int(height), int(width)) == (17, 33)
+  assert [s.numpy() for s in streams] == STREAMS
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "too short"),
+    (b"TFLC", "too short"),
+    (b"PNG\x00" + bytes(60), "bad magic"),
+])
+def test_short_or_foreign(data, message):
+  with pytest.raises(bitstream.BitstreamError, match=message):
+    unpack(data)
+
+
+def test_every_truncation_is_refused():
+  data = pack()
+  for length in range(len(data)):
+    with pytest.raises(bitstream.BitstreamError):
+      unpack(data[:length])
+
+
+def test_every_flipped_byte_is_refused():
+  data = pack()
+  for i in range(len(data)):
+    damaged = bytearray(data)
+    damaged[i] ^= 0x10
+    with pytest.raises(bitstream.BitstreamError):
+      unpack(bytes(damaged))
+
+
+def test_random_bytes_are_refused():
+  rng = np.random.default_rng(0)
+  for length in (1, 30, 100, 5000):
+    with pytest.raises(bitstream.BitstreamError):
+      unpack(rng.integers(0, 256, length, dtype=np.uint8).tobytes())
+
+
+def test_stream_of_another_model():
+  with pytest.raises(bitstream.BitstreamError, match="different model"):
+    unpack(pack(model_id=b"otherid!"))
+
+
+def test_absurd_size_refused_before_decoding():
+  with pytest.raises(bitstream.BitstreamError, match="image size out of range"):
+    unpack(pack(height=60000, width=60000))
+  with pytest.raises(bitstream.BitstreamError, match="image size out of range"):
+    unpack(pack(height=0, width=5))
+
+
+def test_version_and_stream_count_checked():
+  data = bytearray(pack())
+  data[4] = 9
+  payload = bytes(data[:-8])
+  resealed = payload + bitstream._be_bytes(  # pylint: disable=protected-access
+      bitstream.check_value(payload), 8).numpy()
+  with pytest.raises(bitstream.BitstreamError, match="version"):
+    unpack(resealed)
+  with pytest.raises(bitstream.BitstreamError, match="inconsistent"):
+    unpack(pack(streams=STREAMS + [b"a third stream"]))

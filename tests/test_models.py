@@ -1,0 +1,57 @@
+"""Training behaviour of the models: the loss falls, the NaN guard holds."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import data
+from tflic import models
+from tests.conftest import TINY
+
+
+def batch(size=64, count=4, seed=0):
+  tf.random.set_seed(seed)
+  return next(iter(data.patches("samples", size, count)))
+
+
+@pytest.mark.parametrize("name", ["factorized", "hyperprior"])
+def test_training_lowers_the_loss(name):
+  tf.keras.utils.set_random_seed(0)
+  model = models.create(name, **TINY)
+  model.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
+  x = batch()
+  before, _ = model.rate_distortion(x, training=False)
+  step = tf.function(model.train_step)
+  for _ in range(40):
+    step(x)
+  after, terms = model.rate_distortion(x, training=False)
+  assert float(after) < 0.7 * float(before)
+  assert 0 < float(terms["bpp"]) < 24
+
+
+def test_nonfinite_step_leaves_weights_unchanged():
+  model = models.create("hyperprior", **TINY)
+  model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+  x = batch().numpy()
+  model(x)
+  weights = [w.numpy().copy() for w in model.trainable_variables]
+  x[0, 0, 0, 0] = np.nan
+  logs = model.train_step(tf.constant(x))
+  assert float(logs["nonfinite"]) == 1.
+  for w, old in zip(model.trainable_variables, weights):
+    np.testing.assert_array_equal(w.numpy(), old)
+
+
+def test_ms_ssim_objective_trains():
+  model = models.create("hyperprior", distortion="ms-ssim", lmbda=10., **TINY)
+  model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+  logs = model.train_step(batch(size=128, count=2))
+  assert 0. < float(logs["ms_ssim"]) <= 1. and np.isfinite(float(logs["loss"]))
+
+
+def test_registry():
+  assert models.names() == ["factorized", "hyperprior"]
+  assert models.architecture("hyperprior") == dict(
+      num_filters=192, latent_channels=320, hyper_channels=192)
+  with pytest.raises(ValueError, match="unknown model"):
+    models.get("nope")
