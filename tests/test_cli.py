@@ -1,0 +1,81 @@
+"""bin/compress and bin/decompress on real files: the same bytes as the
+SavedModel signatures, -v figures, conversions, refusals and clean failures."""
+
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+
+from tflic import codec as codec_lib
+from tflic import images
+from tests.conftest import random_image, run
+
+
+def test_compress_decompress_files(exported_dir, photo, tmp_path):
+  source, coded, decoded = (str(tmp_path / n) for n in ("in.png", "a.tfl", "a.png"))
+  Image.fromarray(photo).save(source)
+  result = run(["bin/compress", f"--model={exported_dir}", "-v", source, coded])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "bpp" in result.stdout and "PSNR" in result.stdout
+  assert "MS-SSIM" in result.stdout and "encode" in result.stdout
+  library = codec_lib.SavedCodec(exported_dir)
+  data = open(coded, "rb").read()
+  assert data == library.encode(photo)
+  bpp = float(result.stdout.split(" bpp")[0].rsplit(" ", 1)[1])
+  assert bpp == pytest.approx(8 * len(data) / (400 * 600), abs=1e-4)
+
+  result = run(["bin/decompress", f"--model={exported_dir}", "-v", coded, decoded])
+  assert result.returncode == 0, result.stderr[-3000:]
+  np.testing.assert_array_equal(np.asarray(Image.open(decoded)),
+                                library.decode(data))
+
+  # Existing outputs are never replaced without --overwrite.
+  result = run(["bin/decompress", f"--model={exported_dir}", coded, decoded])
+  assert result.returncode == 1 and "--overwrite" in result.stderr
+  # A damaged stream: one line, non-zero exit, no output file.
+  damaged = bytearray(data)
+  damaged[len(data) // 2] ^= 1
+  open(coded, "wb").write(bytes(damaged))
+  result = run(["bin/decompress", f"--model={exported_dir}", coded,
+                str(tmp_path / "new.png")])
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      "decompress: error: damaged bitstream (integrity check failed)"]
+  assert sorted(os.listdir(tmp_path)) == ["a.png", "a.tfl", "in.png"]
+
+
+def test_rgba_input_is_converted_with_a_notice(exported_dir, tmp_path):
+  rgba = np.dstack([random_image(20, 30), np.full((20, 30), 128, np.uint8)])
+  Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+  result = run(["bin/compress", f"--model={exported_dir}", str(tmp_path / "in.png"),
+                str(tmp_path / "out.tfl")])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "notice:" in result.stdout and "alpha channel dropped" in result.stdout
+
+
+def test_input_conversions(tmp_path):
+  gray = random_image(9, 11)[..., 0]
+  Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+  array, notices = images.read_image(str(tmp_path / "gray.png"))
+  assert array.shape == (9, 11, 3) and "grayscale" in notices[0]
+  np.testing.assert_array_equal(array[..., 2], gray)
+
+  deep = (gray.astype(np.uint16) * 257)
+  Image.fromarray(deep).save(tmp_path / "deep.png")
+  array, notices = images.read_image(str(tmp_path / "deep.png"))
+  assert array.dtype == np.uint8 and "8-bit" in notices[0]
+  np.testing.assert_array_equal(array[..., 0], gray)
+
+  (tmp_path / "text.png").write_text("not an image")
+  with pytest.raises(images.ImageError, match="not a readable image"):
+    images.read_image(str(tmp_path / "text.png"))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+  def fail(f):
+    f.write(b"half")
+    raise RuntimeError("disk full")
+  with pytest.raises(RuntimeError):
+    images.atomic_write(str(tmp_path / "out"), fail)
+  assert os.listdir(tmp_path) == []

@@ -1,0 +1,71 @@
+"""The exported SavedModel, loaded in fresh processes that import only
+tensorflow and tensorflow_compression: TF2 signatures and the TF1 loader."""
+
+import json
+
+import numpy as np
+
+from tflic import codec as codec_lib
+from tflic import export
+from tests.conftest import random_image, run
+
+# Runs in a fresh process: no tflic import, only TF + TFC.
+_FRESH = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_compression
+assert "tflic" not in sys.modules
+export_dir, image_path, mode = sys.argv[1:]
+image = np.load(image_path)
+if mode == "tf2":
+  model = tf.saved_model.load(export_dir)
+  data = model.signatures["encode"](image=tf.constant(image))["bitstream_bytes"]
+  assert model.signatures["serving_default"](image=tf.constant(image))[
+      "bitstream_bytes"].numpy() == data.numpy()
+  decoded = model.signatures["decode"](bitstream_bytes=data)["image"].numpy()
+  data = data.numpy()
+else:  # TF1 session, fed by the SignatureDef tensor names, as TF Serving runs it
+  with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], export_dir)
+    enc, dec = meta.signature_def["encode"], meta.signature_def["decode"]
+    data = sess.run(enc.outputs["bitstream_bytes"].name,
+                    {enc.inputs["image"].name: image})
+    decoded = sess.run(dec.outputs["image"].name,
+                       {dec.inputs["bitstream_bytes"].name: data})
+np.save(image_path + ".out.npy", decoded)
+open(image_path + ".bits", "wb").write(data)
+"""
+
+
+def _fresh(exported_dir, image, mode, tmp_path):
+  path = str(tmp_path / f"image-{mode}.npy")
+  np.save(path, image)
+  result = run(["-c", _FRESH, exported_dir, path, mode])
+  assert result.returncode == 0, result.stderr[-3000:]
+  return open(path + ".bits", "rb").read(), np.load(path + ".out.npy")
+
+
+def test_fresh_process_round_trips_bit_exactly(exported_dir, tmp_path):
+  image = random_image(37, 70, seed=3)
+  library = codec_lib.SavedCodec(exported_dir)
+  expected_bits = library.encode(image)
+  expected_image = library.decode(expected_bits)
+  for mode in ("tf2", "tf1"):
+    data, decoded = _fresh(exported_dir, image, mode, tmp_path)
+    assert data == expected_bits, mode
+    np.testing.assert_array_equal(decoded, expected_image)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+
+
+def test_signatures_and_info(exported_dir):
+  library = codec_lib.SavedCodec(exported_dir)
+  encode = library.loaded.signatures["encode"]
+  decode = library.loaded.signatures["decode"]
+  assert list(encode.structured_input_signature[1]) == ["image"]
+  assert list(encode.structured_outputs) == ["bitstream_bytes"]
+  assert list(decode.structured_input_signature[1]) == ["bitstream_bytes"]
+  assert list(decode.structured_outputs) == ["image"]
+  info = export.info(exported_dir)
+  assert info["name"] == "hyperprior" and len(bytes.fromhex(info["model_id"])) == 8
+  json.dumps(info)

@@ -1,0 +1,76 @@
+"""bin/train: a killed run resumes at its checkpoint; mirrored training on two
+logical CPU devices; a run directory is never mixed with another model."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import tensorflow as tf
+
+from tests.conftest import ENV, ROOT, run
+
+TINY_FLAGS = ["--model=hyperprior", "--num_filters=8", "--latent_channels=8",
+              "--hyper_channels=8", "--patch_size=64", "--batch_size=2",
+              "--learning_rate=1e-3", "--log_every=1"]
+
+
+def test_killed_run_resumes_at_its_step(tmp_path):
+  model_dir = str(tmp_path / "run")
+  command = [sys.executable, os.path.join(ROOT, "bin/train"), *TINY_FLAGS,
+             "--steps=100000", "--checkpoint_every=5", f"--model_dir={model_dir}"]
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=ENV)
+  try:
+    for line in process.stdout:
+      if "saved checkpoint at step 10" in line:
+        process.send_signal(signal.SIGKILL)
+        break
+  finally:
+    process.kill()
+    process.wait()
+  killed_at = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+  assert killed_at >= 10
+  result = run(["bin/train", *TINY_FLAGS, f"--steps={killed_at + 3}",
+                "--checkpoint_every=5", f"--model_dir={model_dir}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"resuming at step {killed_at} of {killed_at + 3}" in result.stderr
+  assert f"step {killed_at + 1}/{killed_at + 3}" in result.stderr
+  assert f"step {killed_at}/" not in result.stderr
+  assert f"saved checkpoint at step {killed_at + 3}" in result.stderr
+
+
+def test_sigterm_saves_and_resumes(tmp_path):
+  model_dir = str(tmp_path / "run")
+  command = [sys.executable, os.path.join(ROOT, "bin/train"), *TINY_FLAGS,
+             "--steps=100000", "--checkpoint_every=1000",
+             f"--model_dir={model_dir}"]
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=ENV)
+  output = []
+  for line in process.stdout:
+    output.append(line)
+    if "step 3/" in line:
+      process.send_signal(signal.SIGTERM)
+  assert process.wait() == 130, "".join(output)[-3000:]
+  step = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
+  assert step >= 3 and "run the same command again" in "".join(output)
+
+
+def test_mirrored_on_two_logical_cpus(tmp_path):
+  result = run(["bin/train", *TINY_FLAGS, "--steps=3", "--strategy=mirrored",
+                "--logical_cpus=2", f"--model_dir={tmp_path}/run",
+                f"--export_dir={tmp_path}/export"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "2 replica(s)" in result.stderr
+  assert "step 3/3" in result.stderr
+  assert os.path.exists(f"{tmp_path}/export/saved_model.pb")
+
+
+def test_other_model_in_same_dir_is_refused(tmp_path):
+  model_dir = f"--model_dir={tmp_path}/run"
+  assert run(["bin/train", *TINY_FLAGS, "--steps=1", model_dir]).returncode == 0
+  result = run(["bin/train", *TINY_FLAGS, "--num_filters=12", "--steps=2",
+                model_dir])
+  assert result.returncode == 1
+  assert "use another --model_dir" in result.stderr.strip().splitlines()[-1]
