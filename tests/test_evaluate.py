@@ -1,0 +1,164 @@
+"""Evaluation: classical codecs round-trip whole files, failures are reported
+and never averaged, and bin/evaluate writes its JSON, CSV, plot and BD table."""
+
+import csv
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+from PIL import JpegImagePlugin
+import pytest
+
+from tflic import codecs
+from tflic import evaluate
+from tflic import export
+from tflic import metrics
+from tflic import train
+from tests.conftest import random_image, run
+
+MID = dict(jpeg=50, webp=50, jpeg2000=1.0, avif=50)
+
+
+@pytest.mark.parametrize("name", sorted(codecs.CODECS))
+def test_classical_codec_round_trip_counts_the_whole_file(name, tmp_path):
+  codec = codecs.get(name)
+  image = random_image(37, 53, seed=3)  # odd sides
+  setting = [s for s in evaluate.codec_settings([name], {name: [MID[name]]})][0]
+  row = evaluate.measure(setting, "random", image)
+  assert row["error"] is None, row["error"]
+  data = codec.encode(image, MID[name])
+  assert row["bytes"] == len(data)  # deterministic, and every byte counted
+  assert row["bpp"] == pytest.approx(8. * len(data) / (37 * 53))
+  # The bytes are a complete file that Pillow opens on its own.
+  path = tmp_path / f"coded.{name}"
+  path.write_bytes(data)
+  with Image.open(path) as opened:
+    assert opened.format == codec.format
+    decoded = np.asarray(opened.convert("RGB"))
+  np.testing.assert_array_equal(decoded, codec.decode(data))
+  assert decoded.shape == image.shape and decoded.dtype == np.uint8
+  assert row["psnr"] == pytest.approx(metrics.psnr(image, decoded))
+  assert row["psnr"] > 25.
+  assert row["ms_ssim_db"] == pytest.approx(metrics.ms_ssim_db(row["ms_ssim"]))
+
+
+def test_jpeg_is_444_and_sweeps_are_valid():
+  data = codecs.get("jpeg").encode(random_image(32, 32), 50)
+  with Image.open(io.BytesIO(data)) as image:
+    assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
+  for codec in codecs.CODECS.values():
+    for quality in codec.qualities:
+      codec.options(quality, (512, 768, 3))
+  with pytest.raises(ValueError, match="quality"):
+    evaluate.codec_settings(["jpeg"], {"jpeg": [101]})
+  with pytest.raises(ValueError, match="unknown codec"):
+    evaluate.codec_settings(["jpeg3000"])
+
+
+def test_failed_round_trips_are_reported_not_averaged():
+  image = random_image(16, 24)
+
+  def crop(data):
+    return codecs.decode(data)[:8]
+
+  def fail(data):
+    raise ValueError("damaged")
+
+  jpeg = evaluate.codec_settings(["jpeg"], {"jpeg": [50]})[0]
+  settings = [jpeg,
+              evaluate.Setting("broken", "broken crop", 1., jpeg.encode, crop, ""),
+              evaluate.Setting("broken", "broken raise", 2., jpeg.encode, fail, "")]
+  images = [("a", image), ("b", random_image(16, 24, seed=1))]
+  rows = evaluate.evaluate(settings, iter(images), 2, progress=False)
+  assert len(rows) == 6
+  errors = [r for r in rows if r["error"]]
+  assert len(errors) == 4
+  assert all(r["bpp"] is None and r["psnr"] is None for r in errors)
+  assert "round trip failed" in errors[0]["error"]
+  assert "ValueError: damaged" in errors[1]["error"]
+  means = evaluate.summarize(settings, rows)
+  assert means[0]["images"] == 2 and means[0]["errors"] == 0
+  assert means[0]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in rows[::3]]))
+  assert means[1]["images"] == 0 and means[1]["errors"] == 2
+  assert means[1]["psnr"] is None
+  # A curve without points gets "n/a" BD values, not a crash.
+  table = evaluate.bd_table(means, "jpeg")
+  assert table[0]["curve"] == "broken" and table[0]["bd_rate_psnr"] is None
+  assert "n/a" in evaluate.bd_text(table, "jpeg")
+
+
+def test_tfds_images_are_read_in_order(monkeypatch):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=3):
+    _, first = evaluate.image_set("tfds:clic", limit=2)
+    first = list(first)
+    _, second = evaluate.image_set("tfds:clic:test", limit=5)
+    second = list(second)
+  assert [name for name, _ in first] == ["clic/test/0", "clic/test/1"]
+  assert len(second) == 3
+  for (_, a), (_, b) in zip(first, second):
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3
+
+
+@pytest.fixture(scope="module")
+def factorized_dir(tmp_path_factory):
+  """An untrained tiny factorized model (enough to code files)."""
+  model = train.build("factorized", dict(num_filters=4), lmbda=0.02)
+  path = str(tmp_path_factory.mktemp("export") / "factorized" / "1")
+  return export.export(model, path, name="factorized")
+
+
+def test_bin_evaluate_writes_json_csv_png(exported_dir, factorized_dir, tmp_path):
+  image_dir = tmp_path / "images"
+  image_dir.mkdir()
+  for seed in range(2):
+    Image.fromarray(random_image(48, 64, seed)).save(image_dir / f"im{seed}.png")
+  output_dir = tmp_path / "out"
+  args = ["bin/evaluate", f"--models={exported_dir},{factorized_dir}",
+          f"--images={image_dir}/*.png", "--codecs=jpeg,webp",
+          "--qualities_jpeg=20,50,80", "--qualities_webp=30,70", "--anchor=jpeg",
+          f"--output_dir={output_dir}"]
+  result = run(args)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "2/14" in result.stderr or "14/14" in result.stderr  # the progress bar
+  for name in evaluate.OUTPUTS:
+    assert (output_dir / name).stat().st_size > 0
+
+  report = json.loads((output_dir / "results.json").read_text())
+  assert report["num_images"] == 2 and report["anchor"] == "jpeg"
+  assert len(report["rows"]) == 2 * 7 and not report["errors"]
+  means = {m["setting"]: m for m in report["means"]}
+  assert set(means) == {"hyperprior λ=0.01", "factorized λ=0.02",
+                        "jpeg quality=20", "jpeg quality=50", "jpeg quality=80",
+                        "webp quality=30", "webp quality=70"}
+  for row in report["rows"]:
+    assert row["bpp"] == pytest.approx(8. * row["bytes"] / (48 * 64))
+  hyperprior = [r for r in report["rows"] if r["curve"] == "hyperprior"]
+  assert means["hyperprior λ=0.01"]["psnr"] == pytest.approx(
+      np.mean([r["psnr"] for r in hyperprior]))
+  bd = {row["curve"]: row for row in report["bd"]}
+  assert set(bd) == {"hyperprior", "factorized", "webp"}
+  assert bd["webp"]["bd_psnr"] is not None
+  assert bd["hyperprior"]["bd_rate_psnr"] is None  # one point: n/a, no crash
+  assert "1 point" in bd["hyperprior"]["notes"][0]
+
+  with open(output_dir / "results.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 14 and rows[0]["curve"] == "hyperprior"
+  assert float(rows[0]["bpp"]) == pytest.approx(report["rows"][0]["bpp"])
+  assert (output_dir / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with Image.open(output_dir / "rd.png") as plot:
+    assert plot.size[0] > plot.size[1] > 300
+  assert "webp" in (output_dir / "bd.txt").read_text()
+  assert "jpeg quality=50" in result.stdout and "BD-rate" in result.stdout
+
+  # Existing outputs are refused before any work; a bad anchor is one line.
+  result = run(args)
+  assert result.returncode == 1 and "--overwrite" in result.stderr
+  result = run(args[:-2] + ["--anchor=x265", f"--output_dir={tmp_path / 'o2'}"])
+  assert result.returncode == 1
+  assert result.stderr.strip().endswith("(curves: hyperprior, factorized, jpeg, webp)")
+  assert not os.path.exists(tmp_path / "o2")
