@@ -56,8 +56,8 @@ class Setting:
   curve: str
   label: str
   parameter: float  # λ of a learned model, the setting of a classical codec
-  encode: typing.Callable
-  decode: typing.Callable
+  encode: typing.Optional[typing.Callable]  # None until loaded (`load`)
+  decode: typing.Optional[typing.Callable]
   source: str  # the SavedModel directory or the codec's description
 
 
@@ -80,8 +80,8 @@ def model_dirs(spec):
 
 
 def model_settings(spec):
-  """The settings of the exported models of a `--models` spec."""
-  from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  """The settings of the exported models of a `--models` spec, described from
+  their export info; `load` loads them."""
   from tflic import export  # pylint: disable=import-outside-toplevel
   settings = []
   for curve, path in model_dirs(spec):
@@ -92,16 +92,24 @@ def model_settings(spec):
       if config.get("distortion", "mse") != "mse":
         curve += f" ({config['distortion']})"
     lmbda = float(config.get("lmbda", math.nan))
-    model = codec_lib.SavedCodec(path)
-    warm_up = model.encode(np.zeros([32, 32, 3], np.uint8))  # traces, allocates
-    model.decode(warm_up)
-    settings.append(Setting(curve, f"{curve} λ={lmbda:g}", lmbda, model.encode,
-                            model.decode, os.path.abspath(path)))
+    settings.append(Setting(curve, f"{curve} λ={lmbda:g}", lmbda, None, None,
+                            os.path.abspath(path)))
   labels = collections.Counter(s.label for s in settings)
   if duplicated := [label for label, n in labels.items() if n > 1]:
     raise ValueError(f"several models are {duplicated[0]!r}: give each run its "
                      "own curve with --models=NAME=DIR,OTHER=DIR")
   return settings
+
+
+def load(setting):
+  """The setting, with its SavedModel loaded and warmed up (one small image
+  coded, so that no timing includes tracing) if it is a model's."""
+  if setting.encode is not None:
+    return setting
+  from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  model = codec_lib.SavedCodec(setting.source)
+  model.decode(model.encode(np.zeros([32, 32, 3], np.uint8)))
+  return dataclasses.replace(setting, encode=model.encode, decode=model.decode)
 
 
 def codec_settings(names, qualities=None):
@@ -240,6 +248,7 @@ class Progress:
 def evaluate(settings, image_iter, total_images=None, progress=True):
   """Codes every image at every setting; returns the per-image rows. Images
   are read one at a time (outer loop), so large sets fit in memory."""
+  settings = [load(s) for s in settings]
   total = total_images * len(settings) if total_images is not None else None
   bar = Progress(total) if progress else None
   rows = []
