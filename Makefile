@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEMO_STEPS ?= 1500
+DEMO_STEPS ?= 1000
 DEMO_PHOTO = $(shell $(PY) -c "import tflic.data as d; print(d.samples_holdout())" 2>/dev/null)
 DEMO_EXPORT = build/export/hyperprior_tiny/1
 
