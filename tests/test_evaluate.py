@@ -86,6 +86,7 @@ def test_failed_round_trips_are_reported_not_averaged():
   # A curve without points gets "n/a" BD values, not a crash.
   table = evaluate.bd_table(means, "jpeg")
   assert table[0]["curve"] == "broken" and table[0]["bd_rate_psnr"] is None
+  assert table[0]["overlap_bpp"] is None
   assert "n/a" in evaluate.bd_text(table, "jpeg")
 
 
@@ -142,6 +143,8 @@ def test_bin_evaluate_writes_json_csv_png(exported_dir, factorized_dir, tmp_path
   bd = {row["curve"]: row for row in report["bd"]}
   assert set(bd) == {"hyperprior", "factorized", "webp"}
   assert bd["webp"]["bd_psnr"] is not None
+  low, high = bd["webp"]["overlap_bpp"]
+  assert means["webp quality=70"]["bpp"] <= low < high <= means["jpeg quality=80"]["bpp"]
   assert bd["hyperprior"]["bd_rate_psnr"] is None  # one point: n/a, no crash
   assert "1 point" in bd["hyperprior"]["notes"][0]
 

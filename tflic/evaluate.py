@@ -304,6 +304,10 @@ def bd_table(means, anchor):
     if curve == anchor:
       continue
     row = dict(curve=curve, anchor=anchor, notes=[])
+    for key in ("bpp", "psnr", "ms_ssim_db"):  # the intervals BD averages over
+      ranges = [[m[key] for m in c] for c in (base, points) if c]
+      row[f"overlap_{key}"] = ([max(map(min, ranges)), min(map(max, ranges))]
+                               if len(ranges) == 2 else None)
     for column, function, quality in BD_COLUMNS:
       try:
         row[column] = function([m["bpp"] for m in base], [m[quality] for m in base],
@@ -394,6 +398,11 @@ def bd_text(table, anchor):
         f"{_number(row['bd_psnr'], '+.3f', ' dB'):>10} "
         f"{_number(row['bd_rate_ms_ssim_db'], '+.2f', ' %'):>15} "
         f"{_number(row['bd_ms_ssim_db'], '+.3f', ' dB'):>13}")
+    if row["overlap_bpp"]:
+      (b0, b1), (p0, p1), (s0, s1) = (row[f"overlap_{key}"] for key in
+                                      ("bpp", "psnr", "ms_ssim_db"))
+      lines.append(f"  overlap: bpp {b0:.3f}-{b1:.3f}, PSNR {p0:.2f}-{p1:.2f} dB, "
+                   f"MS-SSIM {s0:.2f}-{s1:.2f} dB")
     lines += [f"  n/a: {note}" for note in row["notes"]]
   if not table:
     lines.append("(only one curve)")
