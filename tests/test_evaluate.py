@@ -25,7 +25,7 @@ MID = dict(jpeg=50, webp=50, jpeg2000=2.0, avif=50)
 def test_classical_codec_round_trip_counts_the_whole_file(name, tmp_path):
   codec = codecs.get(name)
   image = random_image(45, 67, seed=3)  # odd sides
-  setting = [s for s in evaluate.codec_settings([name], {name: [MID[name]]})][0]
+  setting = evaluate.codec_settings([name], {name: [MID[name]]})[0]
   row = evaluate.measure(setting, "random", image)
   assert row["error"] is None, row["error"]
   data = codec.encode(image, MID[name])
@@ -55,6 +55,10 @@ def test_jpeg_is_444_and_sweeps_are_valid():
     evaluate.codec_settings(["jpeg"], {"jpeg": [101]})
   with pytest.raises(ValueError, match="unknown codec"):
     evaluate.codec_settings(["jpeg3000"])
+  with pytest.raises(ValueError, match="webp, which is not among"):
+    evaluate.codec_settings(["jpeg"], {"webp": [50]})
+  repeated = evaluate.codec_settings(["jpeg", "jpeg"], {"jpeg": [50, 50, 60]})
+  assert [s.label for s in repeated] == ["jpeg quality=50", "jpeg quality=60"]
 
 
 def test_failed_round_trips_are_reported_not_averaged():
@@ -90,7 +94,7 @@ def test_failed_round_trips_are_reported_not_averaged():
   assert "n/a" in evaluate.bd_text(table, "jpeg")
 
 
-def test_tfds_images_are_read_in_order(monkeypatch):
+def test_tfds_images_are_read_in_order():
   tfds = pytest.importorskip("tensorflow_datasets")
   with tfds.testing.mock_data(num_examples=3):
     _, first = evaluate.image_set("tfds:clic", limit=2)

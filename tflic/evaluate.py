@@ -115,11 +115,14 @@ def load(setting):
 def codec_settings(names, qualities=None):
   """The settings of classical codecs: each codec's default sweep, or the
   values in `qualities[name]`."""
+  qualities = qualities or {}
+  if unused := set(qualities) - set(names):
+    raise ValueError(f"settings given for {', '.join(sorted(unused))}, which "
+                     "is not among the codecs evaluated")
   settings = []
-  for name in names:
+  for name in dict.fromkeys(names):
     codec = codecs.get(name)
-    sweep = (qualities or {}).get(name) or codec.qualities
-    for q in sweep:
+    for q in dict.fromkeys(qualities.get(name) or codec.qualities):
       codec.options(q, (512, 512, 3))  # checks the value before any work
       settings.append(Setting(
           name, f"{name} {codec.setting}={q:g}", q,
