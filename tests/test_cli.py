@@ -79,3 +79,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
   with pytest.raises(RuntimeError):
     images.atomic_write(str(tmp_path / "out"), fail)
   assert os.listdir(tmp_path) == []
+  images.write_bytes(str(tmp_path / "ok"), b"data")
+  mask = os.umask(0)
+  os.umask(mask)
+  assert os.stat(tmp_path / "ok").st_mode & 0o777 == 0o666 & ~mask

@@ -64,6 +64,12 @@ def read_image(path):
   return array, notices
 
 
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def check_target(path, overwrite=False):
   """Refuses an output path that exists (unless overwrite)."""
   if os.path.exists(path) and not overwrite:
@@ -80,6 +86,7 @@ def atomic_write(path, write, overwrite=False):
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
