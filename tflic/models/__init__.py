@@ -5,10 +5,12 @@ import inspect
 from tflic.models.balle2017 import Balle2017
 from tflic.models.base import CompressionModel
 from tflic.models.hyperprior import Hyperprior
+from tflic.models.joint import Joint
 
 REGISTRY = {
     "factorized": Balle2017,
     "hyperprior": Hyperprior,
+    "joint": Joint,
 }
 
 

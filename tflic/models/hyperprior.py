@@ -10,6 +10,36 @@ from tflic.layers import analysis_stage, synthesis_stage
 from tflic.models.base import CompressionModel
 
 
+def transforms(n, m, hyper_channels, hyper_outputs):
+  """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN, N filters,
+  M latent channels) and h_a, h_s (Minnen 2018 Fig. 4: h_s widens by 3/2)."""
+  conv = tf.keras.layers.Conv2D
+  deconv = tf.keras.layers.Conv2DTranspose
+  analysis = tf.keras.Sequential([
+      analysis_stage(n, 5, 2, "analysis_0"),
+      analysis_stage(n, 5, 2, "analysis_1"),
+      analysis_stage(n, 5, 2, "analysis_2"),
+      analysis_stage(m, 5, 2, "analysis_3", gdn=False),
+  ], name="analysis")
+  synthesis = tf.keras.Sequential([
+      synthesis_stage(n, 5, 2, "synthesis_0"),
+      synthesis_stage(n, 5, 2, "synthesis_1"),
+      synthesis_stage(n, 5, 2, "synthesis_2"),
+      synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
+  ], name="synthesis")
+  hyper_analysis = tf.keras.Sequential([
+      conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
+      conv(hyper_channels, 5, 2, padding="same", activation="relu", name="h_a_1"),
+      conv(hyper_channels, 5, 2, padding="same", name="h_a_2"),
+  ], name="hyper_analysis")
+  hyper_synthesis = tf.keras.Sequential([
+      deconv(m, 5, 2, padding="same", activation="relu", name="h_s_0"),
+      deconv(m * 3 // 2, 5, 2, padding="same", activation="relu", name="h_s_1"),
+      conv(hyper_outputs, 3, padding="same", name="h_s_2"),
+  ], name="hyper_synthesis")
+  return analysis, synthesis, hyper_analysis, hyper_synthesis
+
+
 class Hyperprior(CompressionModel):
   """y = g_a(x), z = h_a(y); ẑ coded with a factorized prior; (μ, log σ) = h_s(ẑ)
   parametrize the Gaussian of ŷ; x̂ = g_s(ŷ). Streams: [ẑ, ŷ]."""
@@ -23,31 +53,9 @@ class Hyperprior(CompressionModel):
     self.num_filters = num_filters
     self.latent_channels = latent_channels
     self.hyper_channels = hyper_channels
-    n, m = num_filters, latent_channels
-    self.analysis = tf.keras.Sequential([
-        analysis_stage(n, 5, 2, "analysis_0"),
-        analysis_stage(n, 5, 2, "analysis_1"),
-        analysis_stage(n, 5, 2, "analysis_2"),
-        analysis_stage(m, 5, 2, "analysis_3", gdn=False),
-    ], name="analysis")
-    self.synthesis = tf.keras.Sequential([
-        synthesis_stage(n, 5, 2, "synthesis_0"),
-        synthesis_stage(n, 5, 2, "synthesis_1"),
-        synthesis_stage(n, 5, 2, "synthesis_2"),
-        synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
-    ], name="synthesis")
-    conv = tf.keras.layers.Conv2D
-    deconv = tf.keras.layers.Conv2DTranspose
-    self.hyper_analysis = tf.keras.Sequential([
-        conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
-        conv(hyper_channels, 5, 2, padding="same", activation="relu", name="h_a_1"),
-        conv(hyper_channels, 5, 2, padding="same", name="h_a_2"),
-    ], name="hyper_analysis")
-    self.hyper_synthesis = tf.keras.Sequential([
-        deconv(m, 5, 2, padding="same", activation="relu", name="h_s_0"),
-        deconv(m * 3 // 2, 5, 2, padding="same", activation="relu", name="h_s_1"),
-        conv(2 * m, 3, padding="same", name="h_s_2"),
-    ], name="hyper_synthesis")
+    (self.analysis, self.synthesis, self.hyper_analysis,
+     self.hyper_synthesis) = transforms(num_filters, latent_channels,
+                                        hyper_channels, 2 * latent_channels)
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
     self.conditional = GaussianConditional(name="conditional")
 

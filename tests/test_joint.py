@@ -1,0 +1,62 @@
+"""The joint autoregressive model: exact serial coding (library and SavedModel
+in a fresh process), any size, rate close to the model's estimate."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import codec as codec_lib
+from tflic import export
+from tflic import train
+from tests.conftest import TINY, random_image
+from tests.test_savedmodel import _fresh
+
+
+@pytest.fixture(scope="module")
+def joint_dir(tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp("joint"))
+  train.train("joint", TINY, "samples", model_dir, steps=40, batch_size=4,
+              patch_size=128, learning_rate=3e-3, checkpoint_every=40,
+              log_every=40, seed=2)
+  return model_dir
+
+
+@pytest.fixture(scope="module")
+def codec(joint_dir):
+  return codec_lib.Codec(train.load(joint_dir))
+
+
+def test_decoder_gets_the_encoders_latents(codec, photo):
+  model = codec.model
+  x = tf.cast(codec_lib.pad_to_multiple(photo, 64), tf.float32)[None] / 255.
+  streams, encoded = tf.function(model.encode_latents)(x)
+  _, decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
+  for name in ("y_hat", "z_hat"):
+    np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
+  payload = sum(len(s.numpy()) for s in streams)
+  estimate = float(model.estimate_bits(x)) / 8
+  assert abs(payload - estimate) <= 0.01 * estimate, (payload, estimate)
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (17, 33), (70, 130)])
+def test_any_size_round_trips(codec, height, width):
+  image = random_image(height, width, seed=width)
+  data = codec.encode(image)["bitstream_bytes"]
+  decoded = codec.decode(data)["image"].numpy()
+  assert decoded.shape == (height, width, 3)
+  x = tf.cast(codec_lib.pad_to_multiple(image, 64), tf.float32)[None] / 255.
+  _, encoded = tf.function(codec.model.encode_latents)(x)
+  expected = codec_lib.to_uint8(codec.model.synthesis(encoded["y_hat"])[0])
+  np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
+
+
+def test_savedmodel_in_a_fresh_process(joint_dir, tmp_path):
+  path = export.export(train.load(joint_dir), str(tmp_path / "joint" / "1"),
+                       name="joint")
+  library = codec_lib.SavedCodec(path)
+  image = random_image(40, 90, seed=5)
+  expected = library.encode(image)
+  for mode in ("tf2", "tf1"):
+    data, decoded = _fresh(path, image, mode, tmp_path)
+    assert data == expected
+    np.testing.assert_array_equal(decoded, library.decode(expected))
