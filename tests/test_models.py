@@ -50,7 +50,7 @@ def test_ms_ssim_objective_trains():
 
 
 def test_registry():
-  assert models.names() == ["factorized", "hyperprior"]
+  assert models.names() == ["factorized", "hyperprior", "joint"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192)
   with pytest.raises(ValueError, match="unknown model"):
