@@ -55,3 +55,17 @@ def test_registry():
       num_filters=192, latent_channels=320, hyper_channels=192)
   with pytest.raises(ValueError, match="unknown model"):
     models.get("nope")
+
+
+def test_training_patches_from_files_and_tfds(tmp_path):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  Image.fromarray(np.zeros((40, 90, 3), np.uint8)).save(tmp_path / "small.png")
+  patches = next(iter(data.patches(str(tmp_path / "*.png"), 64, 2)))
+  assert patches.shape == (2, 64, 64, 3)  # smaller images are scaled up
+  with tfds.testing.mock_data(num_examples=4):
+    patches = next(iter(data.patches("tfds:clic", 64, 3)))
+  assert patches.shape == (3, 64, 64, 3) and patches.dtype == tf.float32
+  assert 0. <= float(tf.reduce_min(patches)) <= float(tf.reduce_max(patches)) <= 1.
+  with pytest.raises(ValueError, match="no image files"):
+    data.image_files(str(tmp_path / "*.jpg"))
