@@ -72,7 +72,9 @@ class CompressionModel(tf.keras.Model):
       scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
     variables = self.trainable_variables
     grads = tape.gradient(scaled, variables)
-    # NaN guard: a step whose loss or gradients are not finite changes nothing.
+    # NaN guard: a step whose loss or gradients are not finite contributes zero
+    # gradients, so no NaN reaches the weights (Adam's momentum still moves them;
+    # the training loop stops if every step of a log interval is non-finite).
     finite = tf.math.is_finite(loss)
     for g in grads:
       finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
