@@ -26,7 +26,7 @@ def fingerprint(model):
   digest = hashlib.sha256()
   digest.update(type(model).__name__.encode())
   digest.update(json.dumps(model.get_config(), sort_keys=True).encode())
-  for variable in sorted(model.variables, key=lambda v: v.name):
+  for variable in sorted(model.coding_variables(), key=lambda v: v.name):
     digest.update(variable.name.encode())
     digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
   return digest.digest()[:bitstream.MODEL_ID_BYTES]
@@ -48,7 +48,7 @@ class Codec(tf.Module):
     # The SavedModel keeps the model's variables (weights and coding tables),
     # not the Keras model: saving that would trace every layer's `call`.
     self._model = _Untracked(model)
-    self.model_variables = list(model.variables)
+    self.model_variables = model.coding_variables()
     self.model_id = tf.Variable(fingerprint(model), trainable=False,
                                 name="model_id")
 

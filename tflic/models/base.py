@@ -46,6 +46,12 @@ class CompressionModel(tf.keras.Model):
     """Fixes the range coding tables; needed before encode/decode_latents."""
     raise NotImplementedError
 
+  def coding_variables(self):
+    """What defines the codec (weights, coding tables), without the training
+    metrics' running means."""
+    metric = {id(v) for t in self.trackers.values() for v in t.variables}
+    return [v for v in self.variables if id(v) not in metric]
+
   def estimate_bits(self, x):
     """The model's own rate of x in bits (quantized latents, no noise)."""
     _, bits = self(x, training=False)
