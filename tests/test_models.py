@@ -50,9 +50,11 @@ def test_ms_ssim_objective_trains():
 
 
 def test_registry():
-  assert models.names() == ["factorized", "hyperprior", "joint"]
+  assert models.names() == ["cheng2020", "factorized", "hyperprior", "joint"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192)
+  assert models.architecture("cheng2020") == dict(
+      num_filters=192, mixture_components=3)
   with pytest.raises(ValueError, match="unknown model"):
     models.get("nope")
 
@@ -69,3 +71,17 @@ def test_training_patches_from_files_and_tfds(tmp_path):
   assert 0. <= float(tf.reduce_min(patches)) <= float(tf.reduce_max(patches)) <= 1.
   with pytest.raises(ValueError, match="no image files"):
     data.image_files(str(tmp_path / "*.jpg"))
+
+
+def test_divergence_stops_training_without_a_bad_checkpoint(tmp_path):
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  model_dir = str(tmp_path)
+  train.train("hyperprior", TINY, "samples", model_dir, steps=4, batch_size=2,
+              patch_size=64, learning_rate=1e-3, checkpoint_every=4, log_every=2)
+  with pytest.raises(FloatingPointError, match="diverged"):
+    train.train("hyperprior", TINY, "samples", model_dir, steps=60, batch_size=2,
+                patch_size=64, learning_rate=1e3, clip_norm=0, checkpoint_every=2,
+                log_every=2, divergence_factor=1.5)
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  model = train.load(model_dir)
+  assert all(np.isfinite(v.numpy()).all() for v in model.variables), checkpoint

@@ -3,6 +3,7 @@ progress output, TensorBoard summaries and a NaN guard, around the models'
 Keras `train_step`."""
 
 import json
+import math
 import os
 import signal
 import time
@@ -114,9 +115,13 @@ def _format_seconds(seconds):
 def train(model_name, model_args, train_data, model_dir, steps=1000000,
           batch_size=8, patch_size=256, lmbda=0.01, distortion="mse",
           learning_rate=1e-4, strategy="default", checkpoint_every=1000,
-          log_every=100, seed=None):
+          log_every=100, seed=None, clip_norm=1., divergence_factor=10.):
   """Trains until `steps` optimizer steps are done, resuming from the latest
-  checkpoint in model_dir. Returns the model."""
+  checkpoint in model_dir (with the given learning rate). Gradients are clipped
+  to a global norm of `clip_norm` (0: no clipping). Training stops, without
+  saving, when a logged loss is not finite on every step or exceeds
+  `divergence_factor` × the lowest logged loss: the last checkpoint stays
+  intact. Returns the model."""
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
   strategy = make_strategy(strategy)
@@ -135,12 +140,14 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
 
   with strategy.scope():
     model = build(model_name, model_args, lmbda, distortion)
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    model.compile(optimizer=tf.keras.optimizers.Adam(
+        learning_rate, global_clipnorm=clip_norm or None))
     model.optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  model.optimizer.learning_rate.assign(learning_rate)  # the flag wins on resume
   step = int(model.optimizer.iterations.numpy())
   logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",
                model_name, model_args, "resuming" if step else "starting",
@@ -159,12 +166,15 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     manager.save(checkpoint_number=step)
     logging.info("saved checkpoint at step %d", step)
 
-  start_step, start_time = step, time.time()
+  start_step, start_time, best_loss = step, time.time(), float("inf")
   with _Interrupt() as interrupt:
     while step < steps and not interrupt.requested:
       logs = train_function(iterator)
       step += 1
-      if step % log_every == 0 or step == steps:
+      checkpoint = (step % checkpoint_every == 0 or step == steps
+                    or interrupt.requested)
+      if step % log_every == 0 or checkpoint:
+        # Every checkpoint is preceded by this check, so none holds a diverged model.
         logs = {k: float(v) for k, v in logs.items()}
         rate = (step - start_step) / (time.time() - start_time)
         logging.info("step %d/%d  %s  %.2f steps/s  eta %s", step, steps,
@@ -173,17 +183,18 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         with writer.as_default(step=step):
           for name, value in logs.items():
             tf.summary.scalar(name, value)
-        if logs["nonfinite"] == 1.:
+        best_loss = min(best_loss, logs["loss"])
+        if (logs["nonfinite"] == 1. or not math.isfinite(logs["loss"])
+            or logs["loss"] > divergence_factor * best_loss):
           raise FloatingPointError(
-              f"training diverged: every step up to {step} since the last log "
-              "had a non-finite loss (their updates were skipped); try a lower "
-              "--learning_rate. The last checkpoint is intact.")
+              f"training diverged at step {step} (loss {logs['loss']:.4g}, lowest "
+              f"{best_loss:.4g}; non-finite steps {logs['nonfinite']:.0%}). The "
+              f"last checkpoint ({manager.latest_checkpoint}) is intact: resume "
+              "from it with a lower --learning_rate.")
         for tracker in model.metrics:
           tracker.reset_state()
-      if step % checkpoint_every == 0:
+      if checkpoint:
         save()
-    if step % checkpoint_every:
-      save()
   if interrupt.requested:
     raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved, run "
                             "the same command again to resume")
