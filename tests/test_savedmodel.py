@@ -2,6 +2,7 @@
 tensorflow and tensorflow_compression: TF2 signatures and the TF1 loader."""
 
 import json
+import os
 
 import numpy as np
 
@@ -69,3 +70,6 @@ def test_signatures_and_info(exported_dir):
   info = export.info(exported_dir)
   assert info["name"] == "hyperprior" and len(bytes.fromhex(info["model_id"])) == 8
   json.dumps(info)
+  mask = os.umask(0)
+  os.umask(mask)
+  assert os.stat(exported_dir).st_mode & 0o777 == 0o777 & ~mask

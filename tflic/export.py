@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_compression  # pylint: disable=unused-import  (registers ops)
 
 from tflic import codec as codec_lib
+from tflic import images
 
 INFO_FILE = os.path.join("assets.extra", "tflic.json")
 
@@ -35,6 +36,7 @@ def export(model, export_dir, overwrite=False, name=None):
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
     with open(os.path.join(tmp, INFO_FILE), "w") as f:
       json.dump(info, f, indent=2)
+    os.chmod(tmp, 0o777 & ~images.umask())  # mkdtemp makes 0700
     if os.path.exists(export_dir):
       shutil.rmtree(export_dir)
     os.rename(tmp, export_dir)

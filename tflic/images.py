@@ -64,7 +64,8 @@ def read_image(path):
   return array, notices
 
 
-def _umask():
+def umask():
+  """The process's file-creation mask."""
   mask = os.umask(0)
   os.umask(mask)
   return mask
@@ -86,7 +87,7 @@ def atomic_write(path, write, overwrite=False):
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; give what open() would
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)
