@@ -168,11 +168,11 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
   with _Interrupt() as interrupt:
-    while step < steps and not interrupt.requested:
+    while step < steps:
       logs = train_function(iterator)
       step += 1
-      checkpoint = (step % checkpoint_every == 0 or step == steps
-                    or interrupt.requested)
+      stop = interrupt.requested  # read once: a signal now is handled next step
+      checkpoint = step % checkpoint_every == 0 or step == steps or stop
       if step % log_every == 0 or checkpoint:
         # Every checkpoint is preceded by this check, so none holds a diverged model.
         logs = {k: float(v) for k, v in logs.items()}
@@ -195,6 +195,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           tracker.reset_state()
       if checkpoint:
         save()
+      if stop:
+        break
   if interrupt.requested:
     raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved, run "
                             "the same command again to resume")
