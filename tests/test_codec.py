@@ -27,7 +27,8 @@ def header_bytes(model):
 
 def test_decoder_gets_the_encoders_latents_and_image(codec, photo):
   model = codec.model
-  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple), tf.float32)[None]
+  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
+              tf.float32)[None]
   streams, encoded = model.encode_latents(x / 255.)
   x_hat, decoded = model.decode_latents(streams, *x.shape[1:3])
   for name in ("y_hat", "z_hat"):
@@ -44,7 +45,8 @@ def test_decoder_gets_the_encoders_latents_and_image(codec, photo):
 def test_file_size_matches_the_estimated_rate(codec, photo):
   model = codec.model
   data = codec.encode(photo)["bitstream_bytes"].numpy()
-  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple), tf.float32)
+  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
+              tf.float32)
   estimate = float(model.estimate_bits(x[None] / 255.)) / 8
   payload = len(data) - header_bytes(model)
   assert abs(payload - estimate) <= 0.01 * estimate, (payload, estimate)
@@ -91,6 +93,24 @@ def test_pad_repeats_edges():
   assert padded.shape == (4, 4, 1)
   np.testing.assert_array_equal(padded[:2, :3], image)
   np.testing.assert_array_equal(padded[3, 3], image[1, 2])
+
+
+def test_pad_reflects():
+  image = np.arange(3 * 5).reshape(3, 5, 1)
+  padded = codec_lib.pad_to_multiple(image, 8, "reflect").numpy()[..., 0]
+  assert padded.shape == (8, 8)
+  np.testing.assert_array_equal(padded[:3, :5], image[..., 0])
+  # Mirrored about the last row/column, which is not repeated; the padding is
+  # longer than the image, so the mirror image is mirrored again.
+  np.testing.assert_array_equal(padded[0], [0, 1, 2, 3, 4, 3, 2, 1])
+  np.testing.assert_array_equal(padded[:, 0], [0, 5, 10, 5, 0, 5, 10, 5])
+  assert padded[4, 6] == image[0, 2, 0] and padded[7, 7] == image[1, 1, 0]
+  one = codec_lib.pad_to_multiple(np.full((1, 1, 3), 7), 64, "reflect").numpy()
+  assert one.shape == (64, 64, 3) and (one == 7).all()
+  two = codec_lib.pad_to_multiple(np.array([[[1], [2]]]), 6, "reflect").numpy()
+  np.testing.assert_array_equal(two[0, :, 0], [1, 2, 1, 2, 1, 2])
+  with pytest.raises(ValueError, match="mode"):
+    codec_lib.pad_to_multiple(image, 8, "wrap")
 
 
 def test_model_identity_ignores_training_state(trained_dir):

@@ -28,7 +28,8 @@ def measure(model, images, progress=None):
     data, encode_s = _timed(lambda: codec.encode(image)["bitstream_bytes"])
     decoded, decode_s = _timed(lambda: codec.decode(data)["image"].numpy())
     data = data.numpy()
-    x = tf.cast(codec_lib.pad_to_multiple(image, model.multiple), tf.float32)
+    x = tf.cast(codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode),
+                tf.float32)
     estimate = float(model.estimate_bits(x[None] / 255.)) / 8.
     height, width = image.shape[:2]
     rows.append(dict(

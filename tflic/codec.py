@@ -10,25 +10,47 @@ import tensorflow as tf
 from tflic import bitstream
 
 
-def pad_to_multiple(image, multiple):
-  """Pads [H, W, C] on the bottom/right by repeating the edge pixels, to sides
-  that are multiples of `multiple` (works for any size, 1×1 included)."""
+def pad_to_multiple(image, multiple, mode="edge"):
+  """Pads [H, W, C] on the bottom/right to sides that are multiples of
+  `multiple`, by repeating the edge pixels ("edge") or mirroring the image
+  about its last row/column ("reflect", without repeating it: ..., a, b, c, b,
+  a, b, ...). Works for any size, 1×1 included, and any amount of padding."""
+  if mode not in ("edge", "reflect"):
+    raise ValueError(f"mode must be 'edge' or 'reflect', not {mode!r}")
   shape = tf.shape(image)
   padded = -(-shape[:2] // multiple) * multiple
-  rows = tf.minimum(tf.range(padded[0]), shape[0] - 1)
-  cols = tf.minimum(tf.range(padded[1]), shape[1] - 1)
+
+  def indices(size, n):
+    i = tf.range(size)
+    if mode == "edge":
+      return tf.minimum(i, n - 1)
+    period = tf.maximum(2 * (n - 1), 1)  # n == 1: every index is 0
+    r = i % period
+    return tf.minimum(r, period - r)
+
+  rows = indices(padded[0], shape[0])
+  cols = indices(padded[1], shape[1])
   return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
 
 
 def fingerprint(model):
   """The model identity written into each stream: 8 bytes of SHA-256 over the
-  model's class, configuration and every weight and coding table."""
+  model's class, configuration and every weight and coding table.
+
+  Variable names and order are left out, and equal values count once: names
+  depend on what the process created before (Keras and tensorflow-compression
+  make them unique per process), and a model frozen twice still tracks its
+  first, equal tables. So the same weights always give the same identity."""
   digest = hashlib.sha256()
   digest.update(type(model).__name__.encode())
   digest.update(json.dumps(model.get_config(), sort_keys=True).encode())
-  for variable in sorted(model.coding_variables(), key=lambda v: v.name):
-    digest.update(variable.name.encode())
-    digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+  parts = set()
+  for variable in model.coding_variables():
+    value = np.ascontiguousarray(variable.numpy())
+    parts.add(hashlib.sha256(
+        f"{value.dtype}{value.shape}".encode() + value.tobytes()).digest())
+  for part in sorted(parts):
+    digest.update(part)
   return digest.digest()[:bitstream.MODEL_ID_BYTES]
 
 
@@ -62,7 +84,8 @@ class Codec(tf.Module):
     shape = tf.shape(image)
     with tf.control_dependencies([tf.debugging.assert_positive(
         shape[:2], message="the image is empty")]):
-      x = tf.cast(pad_to_multiple(image, self.model.multiple), tf.float32) / 255.
+      x = tf.cast(pad_to_multiple(image, self.model.multiple,
+                                  self.model.pad_mode), tf.float32) / 255.
     streams, _ = self.model.encode_latents(x[None])
     data = bitstream.pack(self.model_id, shape[0], shape[1], streams)
     return {"bitstream_bytes": data}

@@ -4,10 +4,12 @@ import inspect
 
 from tflic.models.balle2017 import Balle2017
 from tflic.models.base import CompressionModel
+from tflic.models.cheng2020 import Cheng2020
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
 
 REGISTRY = {
+    "cheng2020": Cheng2020,
     "factorized": Balle2017,
     "hyperprior": Hyperprior,
     "joint": Joint,

@@ -12,12 +12,14 @@ class CompressionModel(tf.keras.Model):
   synthesis sees straight-through rounded latents. D is the MSE on the 0..255
   scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
 
-  Subclasses set `multiple` (input sides are padded to it), `num_streams`, and
+  Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
+  "edge" repeats the last row/column, "reflect" mirrors), `num_streams`, and
   implement `call`, `encode_latents`, `decode_latents` and `freeze`.
   Images are float tensors in [0, 1], shape [1, H, W, 3] for coding.
   """
 
   multiple = 16
+  pad_mode = "edge"
   num_streams = 1
 
   def __init__(self, lmbda=0.01, distortion="mse", **kwargs):

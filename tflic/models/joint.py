@@ -1,124 +1,34 @@
 """Minnen, Ballé and Toderici 2018, "Joint autoregressive and hierarchical
 priors for learned image compression" (Fig. 4): the `joint` model.
 
-The mean-scale hyperprior plus a 5×5 masked context model on ŷ and a 1×1
-entropy-parameter network that combines both into (μ, σ) of a Gaussian per
-element. ŷ = round(y) (clipped to [−255, 256]) is what the context model sees in
-training (straight-through) and in coding, so the parameters the model trained
-with are the ones the coder uses. ŷ is coded exactly by the bisection coder in
-the serial raster-scan loop; training uses the masked convolution in parallel.
+The mean-scale hyperprior's transforms plus the context model
+(`context_model.ContextModel`): a 5×5 masked convolution on ŷ and a 1×1
+entropy-parameter network give (μ, σ) of one Gaussian per element.
 """
 
 import tensorflow as tf
-import tensorflow_compression as tfc
 
-from tflic.entropy import FactorizedPrior
-from tflic.entropy import mixture
-from tflic.entropy.autoregressive import raster_scan
-from tflic.entropy.bisection import BisectionCoder
-from tflic.layers.masked_conv import MaskedConv2D
-from tflic.models.base import CompressionModel
+from tflic.models.context_model import ContextModel, scale
 from tflic.models.hyperprior import transforms
 
-SCALE_MIN = .11
 
-
-def quantize(y):
-  """ŷ = round(y), clipped to the coded range, with straight-through gradients."""
-  clipped = tf.clip_by_value(y, mixture.LOW, mixture.HIGH)
-  return clipped + tf.stop_gradient(tf.round(clipped) - clipped)
-
-
-class Joint(CompressionModel):
+class Joint(ContextModel):
   """Streams: [ẑ (factorized prior), ŷ (context + hyperprior Gaussian)]."""
-
-  multiple = 64
-  num_streams = 2
 
   def __init__(self, num_filters=192, latent_channels=192, hyper_channels=192,
                lmbda=0.01, distortion="mse", **kwargs):
-    super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
+    m = latent_channels
+    super().__init__(m, hyper_channels, 2 * m, lmbda=lmbda,
+                     distortion=distortion, **kwargs)
     self.num_filters = num_filters
-    self.latent_channels = m = latent_channels
-    self.hyper_channels = hyper_channels
     (self.analysis, self.synthesis, self.hyper_analysis,
      self.hyper_synthesis) = transforms(num_filters, m, hyper_channels, 2 * m)
-    self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
-    self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
-    self.entropy_parameters = tf.keras.Sequential([
-        tf.keras.layers.Conv2D(m * 10 // 3, 1, activation=tf.nn.leaky_relu,
-                               name="ep_0"),
-        tf.keras.layers.Conv2D(m * 8 // 3, 1, activation=tf.nn.leaky_relu,
-                               name="ep_1"),
-        tf.keras.layers.Conv2D(2 * m, 1, name="ep_2"),
-    ], name="entropy_parameters")
-    self.coder = BisectionCoder()
 
-  @staticmethod
-  def _gaussian(params):
+  def distribution(self, params):
+    """(μ, log σ) per channel: a mixture of one component."""
     mean, log_scale = tf.split(params, 2, axis=-1)
-    return mean, tfc.lower_bound(tf.exp(log_scale), SCALE_MIN)
-
-  def call(self, x, training=False):
-    y = self.analysis(x)
-    z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
-    y_hat = quantize(y)
-    params = self.entropy_parameters(tf.concat(
-        [self.context_model(y_hat), self.hyper_synthesis(z_hat)], -1))
-    mean, scale = self._gaussian(params)
-    values = y + tf.random.uniform(tf.shape(y), -.5, .5) if training else y_hat
-    p = mixture.likelihood(values, tf.ones_like(mean[..., None]),
-                           mean[..., None], scale[..., None])
-    y_bits = -tf.reduce_sum(tf.math.log(tfc.lower_bound(p, 1e-9)), [1, 2, 3])
-    return self.synthesis(y_hat), z_bits + y_bits / tf.math.log(2.)
-
-  def freeze(self):
-    self.hyper_prior.freeze()
-
-  # -- the serial coder -----------------------------------------------------------
-  def _step_function(self):
-    """The per-position step: the masked conv and the 1×1 network as matrix
-    products on one position's neighbours and hyper features."""
-    context_kernel = self.context_model.offset_kernel()
-    context_bias = self.context_model.bias
-    layers = [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
-              for l in self.entropy_parameters.layers]
-
-    def step(context, hyper):
-      h = tf.matmul(context[None], context_kernel) + context_bias
-      h = tf.concat([h, hyper[None]], -1)
-      for kernel, bias, activation in layers:
-        h = activation(tf.matmul(h, kernel) + bias)
-      mean, scale = self._gaussian(h[0])
-      return tf.ones_like(mean[:, None]), mean[:, None], scale[:, None]
-    return step
-
-  def _scan(self, handle, z_hat, symbols=None):
-    hyper = self.hyper_synthesis(z_hat)[0]
-    return raster_scan(self._step_function(), self.coder, handle, hyper,
-                       self.context_model.offsets(), self.latent_channels,
-                       symbols)
-
-  def encode_latents(self, x):
-    y = self.analysis(x)
-    z = self.hyper_analysis(y)
-    z_strings = self.hyper_prior.compress(z)
-    z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
-    symbols = tf.cast(tf.round(tf.clip_by_value(y, mixture.LOW, mixture.HIGH)),
-                      tf.int32)[0]
-    handle = tfc.create_range_encoder([], self.coder.table)
-    handle, _ = self._scan(handle, z_hat, symbols)
-    y_string = tfc.entropy_encode_finalize(handle)
-    y_hat = tf.cast(symbols, tf.float32)[None]
-    return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
-
-  def decode_latents(self, streams, height, width):
-    z_shape = tf.stack([height // self.multiple, width // self.multiple])
-    z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
-    handle = tfc.create_range_decoder(streams[1], self.coder.table)
-    _, symbols = self._scan(handle, z_hat)
-    y_hat = tf.cast(symbols, tf.float32)[None]
-    return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
+    mean = mean[..., None]
+    return tf.ones_like(mean), mean, scale(log_scale)[..., None]
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

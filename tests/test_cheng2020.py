@@ -1,0 +1,107 @@
+"""The cheng2020 model: transforms of the paper's shapes, exact serial coding
+of the Gaussian mixture (K = 3) and of the single Gaussian (K = 1), any size
+(reflect padding), rate close to the model's estimate, and the SavedModel in a
+fresh process."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import codec as codec_lib
+from tflic import export
+from tflic import models
+from tflic import train
+from tflic.models.context_model import quantize
+from tests.conftest import random_image
+from tests.test_savedmodel import _fresh
+
+N = 8
+
+
+def _coding(model):
+  """(Codec, the encoder's ŷ of a padded image: one graph for every size)."""
+  latents = tf.function(lambda x: quantize(model.analysis(x)), input_signature=[
+      tf.TensorSpec([1, None, None, 3], tf.float32)])
+  return codec_lib.Codec(model), latents
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """K = 3, briefly trained."""
+  model_dir = str(tmp_path_factory.mktemp("cheng2020"))
+  return _coding(train.train(
+      "cheng2020", dict(num_filters=N, mixture_components=3), "samples",
+      model_dir, steps=40, batch_size=4, patch_size=128, learning_rate=3e-3,
+      checkpoint_every=40, log_every=40, seed=2))
+
+
+@pytest.fixture(scope="module")
+def single_gaussian():
+  """K = 1, random weights."""
+  tf.keras.utils.set_random_seed(4)
+  return _coding(train.build("cheng2020", dict(num_filters=N,
+                                               mixture_components=1)))
+
+
+def padded(model, image):
+  """The model's input for a uint8 image, padded as the codec pads it."""
+  x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
+  return tf.cast(x, tf.float32)[None] / 255.
+
+
+def test_shapes_and_mixture():
+  model = models.create("cheng2020", num_filters=N)
+  x = tf.zeros([2, 64, 128, 3])
+  y = model.analysis(x)
+  z = model.hyper_analysis(y)
+  assert y.shape == (2, 4, 8, N) and z.shape == (2, 1, 2, N)
+  assert model.hyper_synthesis(z).shape == (2, 4, 8, 2 * N)
+  assert model.synthesis(y).shape == x.shape
+  params = tf.random.normal([5, 3 * 3 * N])
+  weights, means, scales = model.distribution(params)
+  assert weights.shape == means.shape == scales.shape == (5, N, 3)
+  np.testing.assert_allclose(tf.reduce_sum(weights, -1), 1., rtol=1e-6)
+  assert float(tf.reduce_min(scales)) >= np.float32(.11)
+  assert model.pad_mode == "reflect" and model.multiple == 64
+  single = models.create("cheng2020", num_filters=N, mixture_components=1)
+  weights, _, _ = single.distribution(tf.random.normal([5, 2 * N]))
+  assert weights.shape == (5, N, 1) and float(tf.reduce_min(weights)) == 1.
+
+
+def test_decoder_gets_the_encoders_latents(trained, photo):
+  codec, latents = trained
+  model = codec.model
+  x = padded(model, photo)
+  streams, encoded = tf.function(model.encode_latents)(x)
+  np.testing.assert_array_equal(encoded["y_hat"].numpy(), latents(x).numpy())
+  _, decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
+  for name in ("y_hat", "z_hat"):
+    np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
+  payload = sum(len(s.numpy()) for s in streams)
+  estimate = float(model.estimate_bits(x)) / 8
+  assert abs(payload - estimate) <= 0.01 * estimate, (payload, estimate)
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (17, 33), (70, 130)])
+@pytest.mark.parametrize("which", ["trained", "single_gaussian"])
+def test_any_size_round_trips(which, height, width, request):
+  codec, latents = request.getfixturevalue(which)
+  image = random_image(height, width, seed=width)
+  data = codec.encode(image)["bitstream_bytes"]
+  decoded = codec.decode(data)["image"].numpy()
+  assert decoded.shape == (height, width, 3)
+  y_hat = latents(padded(codec.model, image))
+  expected = codec_lib.to_uint8(codec.model.synthesis(y_hat)[0])
+  np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
+
+
+def test_savedmodel_in_a_fresh_process(trained, tmp_path):
+  codec, _ = trained
+  path = export.export(codec.model, str(tmp_path / "cheng2020" / "1"),
+                       name="cheng2020")
+  image = random_image(40, 90, seed=5)
+  expected = codec.encode(image)["bitstream_bytes"].numpy()
+  data, decoded = _fresh(path, image, "tf2", tmp_path)
+  assert data == expected
+  np.testing.assert_array_equal(
+      decoded, codec.decode(expected)["image"].numpy())

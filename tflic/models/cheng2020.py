@@ -1,0 +1,106 @@
+"""Cheng, Sun, Takeuchi and Katto 2020, "Learned image compression with
+discretized Gaussian mixture likelihoods and attention modules" (Fig. 2): the
+`cheng2020` model.
+
+Residual blocks (down-sampling by strided convolution in g_a, by sub-pixel
+convolution in g_s), the simplified attention module (Fig. 5(b)), the
+hyperprior and 5×5 context model of Minnen 2018 (`ContextModel`), and a
+discretized Gaussian mixture of K components per element (eq. 9 and 10,
+`entropy.mixture`: ŷ clipped to [−255, 256], the edges take all the tail mass).
+`mixture_components=1` gives a single Gaussian: what CompressAI ships as
+`cheng2020-anchor`/`cheng2020-attn`. Images are padded by reflection.
+"""
+
+import tensorflow as tf
+
+from tflic.layers import (Attention, ResidualBlock, ResidualBlockUpsample,
+                          ResidualBlockWithStride, SubPixelConv2D)
+from tflic.models.context_model import ContextModel, scale
+
+
+def transforms(n):
+  """g_a, g_s, h_a, h_s of Fig. 2, N filters throughout; y and z have N
+  channels, h_s outputs the 2N hyper features."""
+  conv = tf.keras.layers.Conv2D
+  lrelu = tf.nn.leaky_relu
+  analysis = tf.keras.Sequential([
+      ResidualBlockWithStride(n, name="analysis_0"),
+      ResidualBlock(n, name="analysis_1"),
+      ResidualBlockWithStride(n, name="analysis_2"),
+      Attention(name="analysis_attention_0"),
+      ResidualBlock(n, name="analysis_3"),
+      ResidualBlockWithStride(n, name="analysis_4"),
+      ResidualBlock(n, name="analysis_5"),
+      conv(n, 3, 2, padding="same", name="analysis_6"),
+      Attention(name="analysis_attention_1"),
+  ], name="analysis")
+  synthesis = tf.keras.Sequential([
+      Attention(name="synthesis_attention_0"),
+      ResidualBlock(n, name="synthesis_0"),
+      ResidualBlockUpsample(n, name="synthesis_1"),
+      ResidualBlock(n, name="synthesis_2"),
+      ResidualBlockUpsample(n, name="synthesis_3"),
+      Attention(name="synthesis_attention_1"),
+      ResidualBlock(n, name="synthesis_4"),
+      ResidualBlockUpsample(n, name="synthesis_5"),
+      ResidualBlock(n, name="synthesis_6"),
+      SubPixelConv2D(3, 3, 2, name="synthesis_7"),
+  ], name="synthesis")
+  hyper_analysis = tf.keras.Sequential([
+      conv(n, 3, padding="same", activation=lrelu, name="h_a_0"),
+      conv(n, 3, padding="same", activation=lrelu, name="h_a_1"),
+      conv(n, 3, 2, padding="same", activation=lrelu, name="h_a_2"),
+      conv(n, 3, padding="same", activation=lrelu, name="h_a_3"),
+      conv(n, 3, 2, padding="same", name="h_a_4"),
+  ], name="hyper_analysis")
+  hyper_synthesis = tf.keras.Sequential([
+      conv(n, 3, padding="same", activation=lrelu, name="h_s_0"),
+      SubPixelConv2D(n, 3, 2, activation=lrelu, name="h_s_1"),
+      conv(n * 3 // 2, 3, padding="same", activation=lrelu, name="h_s_2"),
+      SubPixelConv2D(n * 3 // 2, 3, 2, activation=lrelu, name="h_s_3"),
+      conv(2 * n, 3, padding="same", name="h_s_4"),
+  ], name="hyper_synthesis")
+  return analysis, synthesis, hyper_analysis, hyper_synthesis
+
+
+def softmax(logits):
+  """Softmax over the last axis as exp/sum: on the tiny tensors of the coding
+  loop this is much faster than the oneDNN softmax kernel (DESIGN.md §4)."""
+  e = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
+  return e / tf.reduce_sum(e, -1, keepdims=True)
+
+
+class Cheng2020(ContextModel):
+  """Streams: [ẑ (factorized prior), ŷ (context + hyperprior mixture)]."""
+
+  pad_mode = "reflect"
+
+  def __init__(self, num_filters=192, mixture_components=3, lmbda=0.01,
+               distortion="mse", **kwargs):
+    k = int(mixture_components)
+    if k < 1:
+      raise ValueError(f"mixture_components must be >= 1, not {k}")
+    # K = 1 needs no weights: (μ, log σ) per channel, as in CompressAI.
+    parameters = (3 * k if k > 1 else 2) * num_filters
+    super().__init__(num_filters, num_filters, parameters, lmbda=lmbda,
+                     distortion=distortion, **kwargs)
+    self.num_filters = num_filters
+    self.mixture_components = k
+    (self.analysis, self.synthesis, self.hyper_analysis,
+     self.hyper_synthesis) = transforms(num_filters)
+
+  def distribution(self, params):
+    """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
+    and K log-scales per channel (blocks of K·N); weights by softmax."""
+    k, c = self.mixture_components, self.latent_channels
+    shape = tf.concat([tf.shape(params)[:-1], [c, k]], 0)
+    if k == 1:
+      mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
+      return tf.ones_like(mean), mean, scale(log_scale)
+    logits, means, log_scales = (
+        tf.reshape(t, shape) for t in tf.split(params, 3, -1))
+    return softmax(logits), means, scale(log_scales)
+
+  def get_config(self):
+    return dict(super().get_config(), num_filters=self.num_filters,
+                mixture_components=self.mixture_components)
