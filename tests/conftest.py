@@ -59,3 +59,16 @@ def random_image(height, width, seed=0):
   small = rng.integers(0, 256, (max(1, height // 8), max(1, width // 8), 3))
   image = tf.image.resize(small[None].astype(np.float32), [height, width])[0]
   return np.clip(np.round(image.numpy()), 0, 255).astype(np.uint8)
+
+
+def assert_exact_coding(model, x):
+  """Encoder and decoder agree on every latent, and the streams are within 1 %
+  of the model's estimated rate. Returns the encoder's latents."""
+  streams, encoded = tf.function(model.encode_latents)(x)
+  _, decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
+  for name in ("y_hat", "z_hat"):
+    np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
+  payload = sum(len(s.numpy()) for s in streams)
+  estimate = float(model.estimate_bits(x)) / 8
+  assert abs(payload - estimate) <= 0.01 * estimate, (payload, estimate)
+  return encoded
