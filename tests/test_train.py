@@ -30,7 +30,7 @@ def test_killed_run_resumes_at_its_step(tmp_path):
     process.kill()
     process.wait()
   killed_at = int(tf.train.latest_checkpoint(model_dir).rsplit("-", 1)[1])
-  assert killed_at >= 10
+  assert killed_at >= 5  # the checkpoint it was killed after (or an earlier one)
   result = run(["bin/train", *TINY_FLAGS, f"--steps={killed_at + 3}",
                 "--checkpoint_every=5", f"--model_dir={model_dir}"])
   assert result.returncode == 0, result.stderr[-3000:]
