@@ -32,7 +32,8 @@ def export(model, export_dir, overwrite=False, name=None):
         "serving_default": codec.encode})
     info = dict(name=name, config=model.get_config(), model=type(model).__name__,
                 model_id=bytes(codec.model_id.numpy()).hex(),
-                multiple=model.multiple, num_streams=model.num_streams)
+                multiple=model.multiple, pad_mode=model.pad_mode,
+                num_streams=model.num_streams)
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
     with open(os.path.join(tmp, INFO_FILE), "w") as f:
       json.dump(info, f, indent=2)
