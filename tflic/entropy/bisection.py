@@ -62,9 +62,9 @@ class BisectionCoder:
     for _ in range(self.steps):
       m = (a + b) // 2
       lower_m, upper_m = (
-          tf.reduce_sum(weights * t, -1) for t in mixture.edge_tails(
-              tf.cast(m, means.dtype)[..., None] - .5, means, scales,
-              self.low, self.high))
+          # low < m <= high, so m − ½ is never at an edge: plain tails.
+          tf.reduce_sum(weights * t, -1) for t in mixture.tails(
+              tf.cast(m, means.dtype)[..., None] - .5, means, scales))
       left = mixture.interval_mass(lower_a, upper_a, lower_m, upper_m)
       whole = mixture.interval_mass(lower_a, upper_a, lower_b, upper_b)
       p_left = tf.where(whole > 1e-30,
