@@ -2,55 +2,45 @@
 estimate, and encode/decode seconds (medians, after one warm-up image)."""
 
 import statistics
-import time
 
 import numpy as np
 import tensorflow as tf
 
 from tflic import codec as codec_lib
-from tflic import metrics
-
-
-def _timed(fn):
-  start = time.perf_counter()
-  result = fn()
-  return result, time.perf_counter() - start
+from tflic import evaluate
 
 
 def measure(model, images, progress=None):
-  """Codes every image with `model` (a trained CompressionModel); returns a
-  dict of means/medians over the images."""
+  """Codes every image with `model` (a trained CompressionModel) through
+  `evaluate.measure`; adds the payload against the model's own estimate.
+  Returns means (rate, quality, overhead) and median seconds."""
   codec = codec_lib.Codec(model)
-  codec.decode(codec.encode(images[0])["bitstream_bytes"])  # trace (warm-up)
+  setting = evaluate.Setting(
+      "model", "model", model.lmbda,
+      lambda image: codec.encode(image)["bitstream_bytes"].numpy(),
+      lambda data: codec.decode(data)["image"].numpy(), "in-process")
+  setting.decode(setting.encode(images[0]))  # trace (warm-up)
   header = 22 + 4 * model.num_streams + 8
-  rows = []
+  rows, payload, estimate = [], 0, 0.
   for i, image in enumerate(images):
-    data, encode_s = _timed(lambda: codec.encode(image)["bitstream_bytes"])
-    decoded, decode_s = _timed(lambda: codec.decode(data)["image"].numpy())
-    data = data.numpy()
+    row = evaluate.measure(setting, str(i), image)
+    if row["error"]:
+      raise RuntimeError(f"image {i}: {row['error']}")
+    rows.append(row)
+    payload += row["bytes"] - header
     x = tf.cast(codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode),
                 tf.float32)
-    estimate = float(model.estimate_bits(x[None] / 255.)) / 8.
-    height, width = image.shape[:2]
-    rows.append(dict(
-        bpp=metrics.bpp(len(data), height, width),
-        psnr=metrics.psnr(image, decoded),
-        ms_ssim=metrics.image_ms_ssim(image, decoded),
-        payload=len(data) - header, estimate=estimate,
-        encode_s=encode_s, decode_s=decode_s))
+    estimate += float(model.estimate_bits(x[None] / 255.)) / 8.
     if progress:
       progress(i + 1, len(images))
-  payload = sum(r["payload"] for r in rows)
-  estimate = sum(r["estimate"] for r in rows)
+  mean = lambda key: float(np.mean([r[key] for r in rows]))
+  median = lambda key: statistics.median(r[key] for r in rows)
   return dict(
-      images=len(rows),
-      bpp=float(np.mean([r["bpp"] for r in rows])),
-      psnr=float(np.mean([r["psnr"] for r in rows])),
-      ms_ssim=float(np.mean([r["ms_ssim"] for r in rows])),
+      images=len(rows), bpp=mean("bpp"), psnr=mean("psnr"),
+      ms_ssim=mean("ms_ssim"),
       overhead_percent=100. * (payload - estimate) / estimate,
-      header_bytes=header,
-      encode_s=statistics.median(r["encode_s"] for r in rows),
-      decode_s=statistics.median(r["decode_s"] for r in rows))
+      header_bytes=header, encode_s=median("encode_seconds"),
+      decode_s=median("decode_seconds"))
 
 
 COLUMNS = [("images", "{:d}"), ("bpp", "{:.4f}"), ("psnr", "{:.2f}"),
