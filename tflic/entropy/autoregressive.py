@@ -1,13 +1,17 @@
 """The serial raster-scan coding loop of context models (Minnen, Ballé and
 Toderici 2018, §2 and Fig. 4), shared by their encoders and decoders.
 
-Inside one `tf.while_loop` over latent positions in raster order: gather the
-causal neighbours of the position from the buffer of decoded latents, run the
-model's per-position step (context + hyper features → distribution parameters
-of its C channels), and code the C symbols on one range coder stream. The
-encoder runs exactly this loop too, so both sides compute identical parameters.
-The buffer is a TensorArray: writing a position and reading its neighbours cost
-O(1) and O(neighbours), so time grows linearly with the latent area.
+Inside `tf.while_loop`s over latent rows and the positions of each row, in
+raster order: gather the causal neighbours of the position from the buffer of
+decoded latents, run the model's step (context + hyper features → distribution
+parameters of its C channels), and code the C symbols on one range coder
+stream. The step is split in two: the neighbours in the rows above are all
+decoded when a row starts, so their part of the context is computed for the
+whole row at once (`rows`, matrix-matrix products); per position only the
+neighbours to the left remain (`step`). The encoder runs exactly this loop
+too, so both sides compute identical parameters. The buffer is a TensorArray:
+writing a position and reading its neighbours cost O(1) and O(neighbours), so
+time grows linearly with the latent area.
 """
 
 import tensorflow as tf
@@ -15,7 +19,9 @@ import tensorflow as tf
 
 def neighbour_slots(height, width, offsets):
   """[h·w, n] int32: for each position (raster order), the buffer slot of each
-  causal neighbour (dy, dx); slot 0 holds zeros (outside the latent)."""
+  neighbour (dy, dx); slot 0 holds zeros (outside the latent)."""
+  if not offsets:
+    return tf.zeros([height * width, 0], tf.int32)
   rows = tf.range(height)[:, None]
   cols = tf.range(width)[None, :]
   slots = []
@@ -26,35 +32,59 @@ def neighbour_slots(height, width, offsets):
   return tf.reshape(tf.stack(slots, -1), [height * width, len(offsets)])
 
 
-def raster_scan(step, coder, handle, hyper, offsets, channels, symbols=None):
+def split_offsets(offsets):
+  """Causal offsets → (those in rows above, those to the left in the row)."""
+  above = [(dy, dx) for dy, dx in offsets if dy < 0]
+  left = [(dy, dx) for dy, dx in offsets if dy == 0 and dx < 0]
+  if len(above) + len(left) != len(offsets):
+    raise ValueError(f"offsets must be causal (before (0, 0)): {offsets}")
+  return above, left
+
+
+def raster_scan(rows, step, coder, handle, hyper, offsets, channels,
+                symbols=None):
   """Encodes `symbols` [h, w, C] (int32) if given, else decodes them.
 
-  step(context [n·C] float, hyper_p [P]) → distribution parameters of the C
-  channels at p, as `coder` takes them; hyper: [h, w, P] per-position features;
-  offsets: the causal neighbours (dy, dx) of the context model.
+  rows(above [w, n_above·C], hyper [w, P]) → features [w, F] of one row, from
+  the neighbours above (in the order of `split_offsets`) and the hyper
+  features; step(left [n_left·C], feature [F]) → the distribution parameters
+  of the C channels at one position, as `coder` takes them.
   Returns (handle, symbols [h, w, C] int32).
   """
   height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
-  count = height * width
-  slots = neighbour_slots(height, width, offsets)
-  hyper = tf.reshape(hyper, [count, hyper.shape[-1]])
+  above, left = split_offsets(offsets)
+  above_slots = tf.reshape(neighbour_slots(height, width, above),
+                           [height, -1])
+  left_slots = neighbour_slots(height, width, left)
   if symbols is not None:
-    symbols = tf.reshape(symbols, [count, channels])
-  buffer = tf.TensorArray(tf.float32, size=count + 1, element_shape=[channels],
-                          clear_after_read=False).write(0, tf.zeros([channels]))
+    symbols = tf.reshape(symbols, [height * width, channels])
+  buffer = tf.TensorArray(tf.float32, size=height * width + 1,
+                          element_shape=[channels], clear_after_read=False)
+  buffer = buffer.write(0, tf.zeros([channels]))
 
-  def body(p, handle, buffer):
-    context = tf.reshape(buffer.gather(slots[p]), [-1])
-    params = step(context, hyper[p])
-    if symbols is None:
-      handle, value = coder.decode(handle, *params)
-    else:
-      value = symbols[p]
-      handle = coder.encode(handle, value, *params)
-    return p + 1, handle, buffer.write(p + 1, tf.cast(value, tf.float32))
+  def row(y, handle, buffer):
+    context = tf.reshape(buffer.gather(above_slots[y]),
+                         [width, len(above) * channels])
+    features = rows(context, hyper[y])
+
+    def position(x, handle, buffer):
+      p = y * width + x
+      context = tf.reshape(buffer.gather(left_slots[p]), [-1])
+      params = step(context, features[x])
+      if symbols is None:
+        handle, value = coder.decode(handle, *params)
+      else:
+        value = symbols[p]
+        handle = coder.encode(handle, value, *params)
+      return x + 1, handle, buffer.write(p + 1, tf.cast(value, tf.float32))
+
+    _, handle, buffer = tf.while_loop(
+        lambda x, *_: x < width, position, (tf.constant(0), handle, buffer),
+        parallel_iterations=1)
+    return y + 1, handle, buffer
 
   _, handle, buffer = tf.while_loop(
-      lambda p, *_: p < count, body, (tf.constant(0), handle, buffer),
+      lambda y, *_: y < height, row, (tf.constant(0), handle, buffer),
       parallel_iterations=1)
   decoded = tf.cast(buffer.stack()[1:], tf.int32)
   return handle, tf.reshape(decoded, [height, width, channels])

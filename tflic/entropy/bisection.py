@@ -19,6 +19,9 @@ import tensorflow_compression as tfc
 
 from tflic.entropy import mixture
 
+_SQRT_HALF = math.sqrt(.5)
+_TINY = 1e-30  # masses below this count as equal: p = ½
+
 
 def binary_table(levels, precision):
   """[levels, 4] int32 rows [precision, 0, q, 2^precision], q/2^precision =
@@ -42,45 +45,63 @@ class BisectionCoder:
     self.steps = int(round(math.log2(high - low + 1)))
     if 2 ** self.steps != high - low + 1:
       raise ValueError("high - low + 1 must be a power of two")
-    rows, self._limit = binary_table(levels, precision)
-    self.levels = levels
+    rows, limit = binary_table(levels, precision)
+    # row = round((logit + limit) · slope), as floor(logit · slope + offset).
+    self._slope = (levels - 1) / (2. * limit)
+    self._offset = limit * self._slope + .5
+    self._top = levels - .5
     self.table = tf.constant(rows)
 
-  def _row(self, p_left):
-    logit = tf.math.log(p_left) - tf.math.log1p(-p_left)
-    logit = tf.clip_by_value(logit, -self._limit, self._limit)
-    scaled = (logit + self._limit) * ((self.levels - 1) / (2. * self._limit))
-    return tf.cast(tf.round(scaled), tf.int32)
-
   def _bisect(self, handle, weights, means, scales, symbols=None):
-    """The bisection shared by encoder (symbols given) and decoder."""
-    shape = tf.shape(means)[:-1]
+    """The bisection shared by encoder (symbols given) and decoder.
+
+    Per step only the midpoint's tails are evaluated, as (2Φ, 2(1 − Φ)) from
+    one erfc; the interval [a, b) carries its ends' tails. The cost is the
+    number of ops (DESIGN.md §4), so each step is kept to a few dozen."""
+    k = means.shape[-1]
+    if k == 1:  # no weights, no component axis
+      means, scales = means[..., 0], scales[..., 0]
+    center = means + .5  # the boundary below m is m − ½
+    rate = _SQRT_HALF / scales
+
+    def tails(m):
+      m = tf.cast(m, means.dtype)
+      z = ((m[..., None] if k > 1 else m) - center) * rate
+      e = tf.math.erfc(tf.abs(z))
+      far, negative = 2. - e, z < 0
+      lower, upper = tf.where(negative, e, far), tf.where(negative, far, e)
+      if k > 1:
+        lower = tf.reduce_sum(weights * lower, -1)
+        upper = tf.reduce_sum(weights * upper, -1)
+      return lower, upper
+
+    def mass(lower_a, upper_a, lower_b, upper_b):
+      # The difference of the smaller tails (no cancellation in either tail).
+      return tf.where(lower_b < 1., lower_b - lower_a, upper_a - upper_b)
+
+    shape = tf.shape(center)[:1]
     a = tf.fill(shape, self.low)
-    b = tf.fill(shape, self.high + 1)
-    lower_a, upper_a = tf.zeros(shape), tf.ones(shape)
-    lower_b, upper_b = tf.ones(shape), tf.zeros(shape)
-    for _ in range(self.steps):
-      m = (a + b) // 2
-      lower_m, upper_m = (
-          # low < m <= high, so m − ½ is never at an edge: plain tails.
-          tf.reduce_sum(weights * t, -1) for t in mixture.tails(
-              tf.cast(m, means.dtype)[..., None] - .5, means, scales))
-      left = mixture.interval_mass(lower_a, upper_a, lower_m, upper_m)
-      whole = mixture.interval_mass(lower_a, upper_a, lower_b, upper_b)
-      p_left = tf.where(whole > 1e-30,
-                        tf.clip_by_value(left / whole, 0., 1.), .5)
-      row = self._row(p_left)
+    lower_a, upper_a = tf.zeros(shape), tf.fill(shape, 2.)
+    lower_b, upper_b = upper_a, lower_a
+    for i in range(self.steps):
+      m = a + 2 ** (self.steps - 1 - i)
+      lower_m, upper_m = tails(m)
+      left = tf.maximum(mass(lower_a, upper_a, lower_m, upper_m), _TINY)
+      logit = tf.math.log(left) - tf.math.log(
+          tf.maximum(mass(lower_m, upper_m, lower_b, upper_b), _TINY))
+      row = tf.cast(tf.clip_by_value(logit * self._slope + self._offset,
+                                     0., self._top), tf.int32)
       if symbols is None:
         handle, bit = tfc.entropy_decode_index(handle, row, shape, tf.int32)
         right = bit > 0
       else:
         right = symbols >= m
         handle = tfc.entropy_encode_index(handle, row, tf.cast(right, tf.int32))
-      a, b = tf.where(right, m, a), tf.where(right, b, m)
-      lower_a, upper_a = (tf.where(right, new, old) for new, old in
-                          ((lower_m, lower_a), (upper_m, upper_a)))
-      lower_b, upper_b = (tf.where(right, old, new) for new, old in
-                          ((lower_m, lower_b), (upper_m, upper_b)))
+      a = tf.where(right, m, a)
+      lower_a, upper_a = (tf.where(right, lower_m, lower_a),
+                          tf.where(right, upper_m, upper_a))
+      lower_b, upper_b = (tf.where(right, lower_b, lower_m),
+                          tf.where(right, upper_b, upper_m))
     return handle, a
 
   def encode(self, handle, symbols, weights, means, scales):

@@ -93,7 +93,9 @@ class Cheng2020(ContextModel):
     """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
     and K log-scales per channel (blocks of K·N); weights by softmax."""
     k, c = self.mixture_components, self.latent_channels
-    shape = tf.concat([tf.shape(params)[:-1], [c, k]], 0)
+    outer = params.shape[:-1]  # static in the coding loop: no shape ops
+    shape = (outer.as_list() + [c, k] if outer.is_fully_defined()
+             else tf.concat([tf.shape(params)[:-1], [c, k]], 0))
     if k == 1:
       mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
       return tf.ones_like(mean), mean, scale(log_scale)

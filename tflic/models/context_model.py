@@ -18,7 +18,7 @@ import tensorflow_compression as tfc
 
 from tflic.entropy import FactorizedPrior
 from tflic.entropy import mixture
-from tflic.entropy.autoregressive import raster_scan
+from tflic.entropy.autoregressive import raster_scan, split_offsets
 from tflic.entropy.bisection import BisectionCoder
 from tflic.layers.masked_conv import MaskedConv2D
 from tflic.models.base import CompressionModel
@@ -89,25 +89,39 @@ class ContextModel(CompressionModel):
     self.hyper_prior.freeze()
 
   # -- the serial coder -----------------------------------------------------------
-  def _step_function(self):
-    """The per-position step: the masked conv and the 1×1 network as matrix
-    products on one position's neighbours and hyper features."""
-    context_kernel = self.context_model.offset_kernel()
-    context_bias = self.context_model.bias
-    layers = [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
-              for l in self.entropy_parameters.layers]
+  def _coding_functions(self):
+    """The per-position computation of `call` for the serial coder, split as
+    `raster_scan` takes it: the masked convolution and the first 1×1 layer
+    are linear, so the rows-above part of the context and the hyper features
+    enter through `rows` (a whole row at once); per position `step` adds the
+    left neighbours' part and runs the rest as matrix-vector products."""
+    offsets = self.context_model.offsets()
+    n_above = len(split_offsets(offsets)[0]) * self.latent_channels
+    kernel = self.context_model.offset_kernel()
+    first, *rest = self.entropy_parameters.layers
+    first_kernel = tf.reshape(first.kernel, first.kernel.shape[2:])
+    context_kernel, hyper_kernel = tf.split(
+        first_kernel, [self.context_model.filters, -1], 0)
+    above_kernel = kernel[:n_above]
+    left_kernel = tf.matmul(kernel[n_above:], context_kernel)
+    rest = [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
+            for l in rest]
 
-    def step(context, hyper):
-      h = tf.matmul(context[None], context_kernel) + context_bias
-      h = tf.concat([h, hyper[None]], -1)
-      for kernel, bias, activation in layers:
+    def rows(above, hyper):
+      context = tf.matmul(above, above_kernel) + self.context_model.bias
+      return (tf.matmul(context, context_kernel) + tf.matmul(hyper, hyper_kernel)
+              + first.bias)
+
+    def step(left, feature):
+      h = first.activation(tf.matmul(left[None], left_kernel) + feature)
+      for kernel, bias, activation in rest:
         h = activation(tf.matmul(h, kernel) + bias)
       return self.distribution(h[0])
-    return step
+    return rows, step
 
   def _scan(self, handle, z_hat, symbols=None):
     hyper = self.hyper_synthesis(z_hat)[0]
-    return raster_scan(self._step_function(), self.coder, handle, hyper,
+    return raster_scan(*self._coding_functions(), self.coder, handle, hyper,
                        self.context_model.offsets(), self.latent_channels,
                        symbols)
 
@@ -125,10 +139,13 @@ class ContextModel(CompressionModel):
     y_hat = tf.cast(symbols, tf.float32)[None]
     return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
+  def decode_y(self, y_string, z_hat):
+    """The serial decoder alone: ŷ [h, w, M] int32 from its stream."""
+    handle = tfc.create_range_decoder(y_string, self.coder.table)
+    return self._scan(handle, z_hat)[1]
+
   def decode_latents(self, streams, height, width):
     z_shape = tf.stack([height // self.multiple, width // self.multiple])
     z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
-    handle = tfc.create_range_decoder(streams[1], self.coder.table)
-    _, symbols = self._scan(handle, z_hat)
-    y_hat = tf.cast(symbols, tf.float32)[None]
+    y_hat = tf.cast(self.decode_y(streams[1], z_hat), tf.float32)[None]
     return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
