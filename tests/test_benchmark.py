@@ -13,3 +13,27 @@ def test_measure(trained_dir):
   assert result["images"] == 2 and result["header_bytes"] == 38
   assert result["bpp"] > 0 and math.isfinite(result["overhead_percent"])
   assert "overhead_percent" in benchmark.table({"m": result})
+
+
+def test_fresh_context_model_and_growth():
+  model = benchmark.parse_spec(
+      "joint:num_filters=8:latent_channels=8:hyper_channels=8")
+  small = benchmark.measure(model, [random_image(64, 64, seed=2)])
+  large = benchmark.measure(model, [random_image(128, 128, seed=3)])
+  assert (small["positions"], large["positions"]) == (16, 64)
+  assert small["loop_s"] > 0 and small["ms_per_position"] > 0
+  assert math.isfinite(small["overhead_percent"])  # tiny files: a few bytes
+  line = benchmark.growth("joint", [(128 * 128, large), (64 * 64, small)])
+  assert line.startswith("joint: area ×4.00: encode ×")
+  assert "loop ×" in line
+
+
+def test_spec_errors():
+  for spec, message in [("nope", "unknown model"),
+                        ("joint:latent_channels", "key=value")]:
+    try:
+      benchmark.parse_spec(spec)
+    except ValueError as e:
+      assert message in str(e)
+    else:
+      raise AssertionError(spec)

@@ -1,18 +1,55 @@
-"""Measurements of trained models: the file size against the model's own rate
-estimate, and encode/decode seconds (medians, after one warm-up image)."""
+"""Measurements of models: the file size against the model's own rate
+estimate, encode/decode seconds (medians, after one warm-up image) and, for
+context models, the cost of the serial coding loop per latent position."""
 
 import statistics
+import time
 
 import numpy as np
 import tensorflow as tf
 
 from tflic import codec as codec_lib
 from tflic import evaluate
+from tflic import models
+from tflic import train
+from tflic.models.context_model import ContextModel
+
+
+def parse_spec(spec):
+  """'NAME[:key=value...]' → a model with fresh (untrained) weights, e.g.
+  'cheng2020:num_filters=128:mixture_components=3'."""
+  name, *pairs = spec.split(":")
+  args = {}
+  for pair in pairs:
+    key, sep, value = pair.partition("=")
+    if not sep:
+      raise ValueError(f"{spec!r}: expected key=value, not {pair!r}")
+    args[key] = int(value) if value.lstrip("-").isdigit() else value
+  if name not in models.names():
+    raise ValueError(f"{spec!r}: unknown model {name!r} "
+                     f"(one of {', '.join(models.names())})")
+  return train.build(name, args)
+
+
+def loop_seconds(model, image):
+  """Seconds of the serial decoder alone (ẑ given) on `image`, and the number
+  of latent positions it visits; (None, None) for models without one."""
+  if not isinstance(model, ContextModel):
+    return None, None
+  x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
+  streams, latents = tf.function(model.encode_latents)(
+      tf.cast(x, tf.float32)[None] / 255.)
+  decode = tf.function(model.decode_y)
+  decode(streams[1], latents["z_hat"])  # trace
+  start = time.perf_counter()
+  decoded = decode(streams[1], latents["z_hat"])
+  seconds = time.perf_counter() - start
+  return seconds, int(decoded.shape[0] * decoded.shape[1])
 
 
 def measure(model, images, progress=None):
-  """Codes every image with `model` (a trained CompressionModel) through
-  `evaluate.measure`; adds the payload against the model's own estimate.
+  """Codes every image with `model` through `evaluate.measure`; adds the
+  payload against the model's own estimate and the serial loop's cost.
   Returns means (rate, quality, overhead) and median seconds."""
   codec = codec_lib.Codec(model)
   setting = evaluate.Setting(
@@ -33,6 +70,7 @@ def measure(model, images, progress=None):
     estimate += float(model.estimate_bits(x[None] / 255.)) / 8.
     if progress:
       progress(i + 1, len(images))
+  seconds, positions = loop_seconds(model, images[0])
   mean = lambda key: float(np.mean([r[key] for r in rows]))
   median = lambda key: statistics.median(r[key] for r in rows)
   return dict(
@@ -40,19 +78,36 @@ def measure(model, images, progress=None):
       ms_ssim=mean("ms_ssim"),
       overhead_percent=100. * (payload - estimate) / estimate,
       header_bytes=header, encode_s=median("encode_seconds"),
-      decode_s=median("decode_seconds"))
+      decode_s=median("decode_seconds"), positions=positions,
+      loop_s=seconds,
+      ms_per_position=seconds and 1e3 * seconds / positions)
 
 
 COLUMNS = [("images", "{:d}"), ("bpp", "{:.4f}"), ("psnr", "{:.2f}"),
            ("ms_ssim", "{:.4f}"), ("overhead_percent", "{:+.3f}"),
-           ("header_bytes", "{:d}"), ("encode_s", "{:.3f}"), ("decode_s", "{:.3f}")]
+           ("header_bytes", "{:d}"), ("encode_s", "{:.3f}"),
+           ("decode_s", "{:.3f}"), ("positions", "{:d}"), ("loop_s", "{:.3f}"),
+           ("ms_per_position", "{:.3f}")]
 
 
 def table(results):
-  """results: {label: measure(...)} → a text table."""
+  """results: {label: measure(...)} → a text table (− where not applicable)."""
   width = max(len(label) for label in results) + 2
-  lines = ["model".ljust(width) + "  ".join(f"{c:>16}" for c, _ in COLUMNS)]
+  cell = lambda value, f: "−" if value is None else f.format(value)
+  lines = ["model".ljust(width) + "  ".join(f"{c:>14}" for c, _ in COLUMNS)]
   for label, r in results.items():
     lines.append(label.ljust(width) + "  ".join(
-        f"{f.format(r[c]):>16}" for c, f in COLUMNS))
+        f"{cell(r[c], f):>14}" for c, f in COLUMNS))
   return "\n".join(lines)
+
+
+def growth(label, sized):
+  """sized: [(pixels, measure(...))] → a line: how the seconds grow with the
+  area from the smallest size to each larger one."""
+  sized = sorted(sized, key=lambda s: s[0])
+  (area, base), parts = sized[0], []
+  for pixels, r in sized[1:]:
+    ratios = [f"{key[:-2]} ×{r[key] / base[key]:.2f}"
+              for key in ("encode_s", "decode_s", "loop_s") if base[key]]
+    parts.append(f"area ×{pixels / area:.2f}: " + ", ".join(ratios))
+  return f"{label}: " + "; ".join(parts)
