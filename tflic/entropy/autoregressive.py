@@ -42,13 +42,16 @@ def split_offsets(offsets):
 
 
 def raster_scan(rows, step, coder, handle, hyper, offsets, channels,
-                symbols=None):
+                symbols=None, state=()):
   """Encodes `symbols` [h, w, C] (int32) if given, else decodes them.
 
   rows(above [w, n_above·C], hyper [w, P]) → features [w, F] of one row, from
   the neighbours above (in the order of `split_offsets`) and the hyper
-  features; step(left [n_left·C], feature [F]) → the distribution parameters
-  of the C channels at one position, as `coder` takes them.
+  features. step(left [n_left·C], feature [F], p, buffer, state) →
+  (distribution parameters of the C channels at position p as `coder` takes
+  them, finish): finish(ŷ_p [C] float) → the next `state`. `state` is what a
+  model keeps besides the buffer (e.g. TensorArrays of the global reference
+  model); `buffer` holds ŷ of position q in slot q + 1.
   Returns (handle, symbols [h, w, C] int32).
   """
   height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
@@ -62,29 +65,30 @@ def raster_scan(rows, step, coder, handle, hyper, offsets, channels,
                           element_shape=[channels], clear_after_read=False)
   buffer = buffer.write(0, tf.zeros([channels]))
 
-  def row(y, handle, buffer):
+  def row(y, handle, buffer, state):
     context = tf.reshape(buffer.gather(above_slots[y]),
                          [width, len(above) * channels])
     features = rows(context, hyper[y])
 
-    def position(x, handle, buffer):
+    def position(x, handle, buffer, state):
       p = y * width + x
       context = tf.reshape(buffer.gather(left_slots[p]), [-1])
-      params = step(context, features[x])
+      params, finish = step(context, features[x], p, buffer, state)
       if symbols is None:
         handle, value = coder.decode(handle, *params)
       else:
         value = symbols[p]
         handle = coder.encode(handle, value, *params)
-      return x + 1, handle, buffer.write(p + 1, tf.cast(value, tf.float32))
+      value = tf.cast(value, tf.float32)
+      return x + 1, handle, buffer.write(p + 1, value), finish(value)
 
-    _, handle, buffer = tf.while_loop(
-        lambda x, *_: x < width, position, (tf.constant(0), handle, buffer),
-        parallel_iterations=1)
-    return y + 1, handle, buffer
+    _, handle, buffer, state = tf.while_loop(
+        lambda x, *_: x < width, position,
+        (tf.constant(0), handle, buffer, state), parallel_iterations=1)
+    return y + 1, handle, buffer, state
 
-  _, handle, buffer = tf.while_loop(
-      lambda y, *_: y < height, row, (tf.constant(0), handle, buffer),
+  _, handle, buffer, _ = tf.while_loop(
+      lambda y, *_: y < height, row, (tf.constant(0), handle, buffer, state),
       parallel_iterations=1)
   decoded = tf.cast(buffer.stack()[1:], tf.int32)
   return handle, tf.reshape(decoded, [height, width, channels])

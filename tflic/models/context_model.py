@@ -32,14 +32,35 @@ def quantize(y):
   return clipped + tf.stop_gradient(tf.round(clipped) - clipped)
 
 
-def entropy_parameters(m, outputs):
+def entropy_parameters(m, outputs, name="entropy_parameters", prefix="ep"):
   """The 1×1 network of Minnen 2018 Fig. 4 (4M → 10M/3 → 8M/3 → outputs)."""
   conv = tf.keras.layers.Conv2D
   return tf.keras.Sequential([
-      conv(m * 10 // 3, 1, activation=tf.nn.leaky_relu, name="ep_0"),
-      conv(m * 8 // 3, 1, activation=tf.nn.leaky_relu, name="ep_1"),
-      conv(outputs, 1, name="ep_2"),
-  ], name="entropy_parameters")
+      conv(m * 10 // 3, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_0"),
+      conv(m * 8 // 3, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_1"),
+      conv(outputs, 1, name=f"{prefix}_2"),
+  ], name=name)
+
+
+def dense_layers(layers):
+  """1×1 convolution layers as [(kernel [in, out], bias, activation)], to run
+  on one position with matrix products."""
+  return [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
+          for l in layers]
+
+
+def run_dense(layers, h):
+  """`dense_layers` on h [1, in]."""
+  for kernel, bias, activation in layers:
+    h = activation(tf.matmul(h, kernel) + bias)
+  return h
+
+
+def bits(values, weights, means, scales):
+  """−log2 p(values) summed per image (p bounded below by 1e-9)."""
+  p = mixture.likelihood(values, weights, means, scales)
+  return -tf.reduce_sum(tf.math.log(tfc.lower_bound(p, 1e-9)),
+                        [1, 2, 3]) / tf.math.log(2.)
 
 
 def scale(log_scale):
@@ -81,15 +102,13 @@ class ContextModel(CompressionModel):
         [self.context_model(y_hat), self.hyper_synthesis(z_hat)], -1))
     distribution = self.distribution(params)
     values = y + tf.random.uniform(tf.shape(y), -.5, .5) if training else y_hat
-    p = mixture.likelihood(values, *distribution)
-    y_bits = -tf.reduce_sum(tf.math.log(tfc.lower_bound(p, 1e-9)), [1, 2, 3])
-    return self.synthesis(y_hat), z_bits + y_bits / tf.math.log(2.)
+    return self.synthesis(y_hat), z_bits + bits(values, *distribution)
 
   def freeze(self):
     self.hyper_prior.freeze()
 
   # -- the serial coder -----------------------------------------------------------
-  def _coding_functions(self):
+  def _coding_functions(self, height, width):
     """The per-position computation of `call` for the serial coder, split as
     `raster_scan` takes it: the masked convolution and the first 1×1 layer
     are linear, so the rows-above part of the context and the hyper features
@@ -104,26 +123,25 @@ class ContextModel(CompressionModel):
         first_kernel, [self.context_model.filters, -1], 0)
     above_kernel = kernel[:n_above]
     left_kernel = tf.matmul(kernel[n_above:], context_kernel)
-    rest = [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
-            for l in rest]
+    rest = dense_layers(rest)
 
     def rows(above, hyper):
       context = tf.matmul(above, above_kernel) + self.context_model.bias
       return (tf.matmul(context, context_kernel) + tf.matmul(hyper, hyper_kernel)
               + first.bias)
 
-    def step(left, feature):
+    def step(left, feature, p, buffer, state):
+      del p, buffer  # the context is all in `left` and `feature`
       h = first.activation(tf.matmul(left[None], left_kernel) + feature)
-      for kernel, bias, activation in rest:
-        h = activation(tf.matmul(h, kernel) + bias)
-      return self.distribution(h[0])
-    return rows, step
+      return self.distribution(run_dense(rest, h)[0]), lambda value: state
+    return rows, step, ()
 
   def _scan(self, handle, z_hat, symbols=None):
     hyper = self.hyper_synthesis(z_hat)[0]
-    return raster_scan(*self._coding_functions(), self.coder, handle, hyper,
+    rows, step, state = self._coding_functions(*tf.unstack(tf.shape(hyper)[:2]))
+    return raster_scan(rows, step, self.coder, handle, hyper,
                        self.context_model.offsets(), self.latent_channels,
-                       symbols)
+                       symbols, state)
 
   def encode_latents(self, x):
     y = self.analysis(x)
