@@ -1,20 +1,29 @@
 """One stage of the GDN transforms of Ballé et al. 2017 (Fig. 7): a strided
 convolution followed by GDN (analysis), or a transposed convolution followed by
-inverse GDN (synthesis). GDN/IGDN are tensorflow-compression's."""
+inverse GDN (synthesis). GDN/IGDN are tensorflow-compression's; `gsdn=True`
+uses GSDN/IGSDN (Qian et al. 2021, eq. 5) instead."""
 
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.layers.gsdn import GSDN
 
-def analysis_stage(filters, kernel, stride, name, gdn=True):
+
+def _normalization(inverse, gsdn, name):
+  if gsdn:
+    return GSDN(inverse=inverse, name=f"{'igsdn' if inverse else 'gsdn'}_{name}")
+  return tfc.GDN(inverse=inverse, name=f"{'igdn' if inverse else 'gdn'}_{name}")
+
+
+def analysis_stage(filters, kernel, stride, name, gdn=True, gsdn=False):
   """Conv (down-sampling by `stride`) → GDN; the last stage has no GDN."""
   return tf.keras.layers.Conv2D(
       filters, kernel, strides=stride, padding="same", name=name,
-      activation=tfc.GDN(name=f"gdn_{name}") if gdn else None)
+      activation=_normalization(False, gsdn, name) if gdn else None)
 
 
-def synthesis_stage(filters, kernel, stride, name, igdn=True):
+def synthesis_stage(filters, kernel, stride, name, igdn=True, gsdn=False):
   """Transposed conv (up-sampling by `stride`) → IGDN; the last has none."""
   return tf.keras.layers.Conv2DTranspose(
       filters, kernel, strides=stride, padding="same", name=name,
-      activation=tfc.GDN(inverse=True, name=f"igdn_{name}") if igdn else None)
+      activation=_normalization(True, gsdn, name) if igdn else None)

@@ -5,29 +5,40 @@ import numpy as np
 import tensorflow as tf
 
 
+def causal_mask(kh, kw, mask_type="A"):
+  """[kh, kw] of 0/1: 1 at the positions before the centre in raster order
+  (and at the centre for type B)."""
+  if mask_type not in ("A", "B"):
+    raise ValueError(f"mask_type must be 'A' or 'B', not {mask_type!r}")
+  mask = np.zeros((kh, kw), np.float32)
+  mask[:kh // 2] = 1
+  mask[kh // 2, :kw // 2 + (mask_type == "B")] = 1
+  return mask
+
+
+def causal_offsets(kh, kw, mask_type="A"):
+  """The (dy, dx) of every position `causal_mask` keeps, in raster order."""
+  return [(dy - kh // 2, dx - kw // 2)
+          for dy, dx in zip(*np.nonzero(causal_mask(kh, kw, mask_type)))]
+
+
 class MaskedConv2D(tf.keras.layers.Conv2D):
   """Conv2D ("same" padding, stride 1) whose kernel sees only positions before
   the centre in raster order: type A excludes the centre, type B includes it."""
 
   def __init__(self, filters, kernel_size, mask_type="A", **kwargs):
-    if mask_type not in ("A", "B"):
-      raise ValueError(f"mask_type must be 'A' or 'B', not {mask_type!r}")
+    causal_mask(1, 1, mask_type)  # checks the type
     kwargs.update(padding="same", strides=1)
     super().__init__(filters, kernel_size, **kwargs)
     self.mask_type = mask_type
 
   def mask(self):
     """[kh, kw] of 0/1: 1 where the kernel may look."""
-    kh, kw = self.kernel_size
-    mask = np.zeros((kh, kw), np.float32)
-    mask[:kh // 2] = 1
-    mask[kh // 2, :kw // 2 + (self.mask_type == "B")] = 1
-    return mask
+    return causal_mask(*self.kernel_size, self.mask_type)
 
   def offsets(self):
     """The (dy, dx) of every position the mask keeps, in raster order."""
-    kh, kw = self.kernel_size
-    return [(dy - kh // 2, dx - kw // 2) for dy, dx in zip(*np.nonzero(self.mask()))]
+    return causal_offsets(*self.kernel_size, self.mask_type)
 
   def masked_kernel(self):
     return self.kernel * self.mask()[:, :, None, None]

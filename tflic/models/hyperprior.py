@@ -10,21 +10,22 @@ from tflic.layers import analysis_stage, synthesis_stage
 from tflic.models.base import CompressionModel
 
 
-def transforms(n, m, hyper_channels, hyper_outputs):
+def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
   """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN, N filters,
-  M latent channels) and h_a, h_s (Minnen 2018 Fig. 4: h_s widens by 3/2)."""
+  M latent channels; GSDN/IGSDN with `gsdn`) and h_a, h_s (Minnen 2018 Fig. 4:
+  h_s widens by 3/2)."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
   analysis = tf.keras.Sequential([
-      analysis_stage(n, 5, 2, "analysis_0"),
-      analysis_stage(n, 5, 2, "analysis_1"),
-      analysis_stage(n, 5, 2, "analysis_2"),
+      analysis_stage(n, 5, 2, "analysis_0", gsdn=gsdn),
+      analysis_stage(n, 5, 2, "analysis_1", gsdn=gsdn),
+      analysis_stage(n, 5, 2, "analysis_2", gsdn=gsdn),
       analysis_stage(m, 5, 2, "analysis_3", gdn=False),
   ], name="analysis")
   synthesis = tf.keras.Sequential([
-      synthesis_stage(n, 5, 2, "synthesis_0"),
-      synthesis_stage(n, 5, 2, "synthesis_1"),
-      synthesis_stage(n, 5, 2, "synthesis_2"),
+      synthesis_stage(n, 5, 2, "synthesis_0", gsdn=gsdn),
+      synthesis_stage(n, 5, 2, "synthesis_1", gsdn=gsdn),
+      synthesis_stage(n, 5, 2, "synthesis_2", gsdn=gsdn),
       synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
   ], name="synthesis")
   hyper_analysis = tf.keras.Sequential([
