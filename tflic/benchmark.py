@@ -24,7 +24,10 @@ def parse_spec(spec):
     key, sep, value = pair.partition("=")
     if not sep:
       raise ValueError(f"{spec!r}: expected key=value, not {pair!r}")
-    args[key] = int(value) if value.lstrip("-").isdigit() else value
+    if value.lower() in ("true", "false"):
+      args[key] = value.lower() == "true"
+    else:
+      args[key] = int(value) if value.lstrip("-").isdigit() else value
   if name not in models.names():
     raise ValueError(f"{spec!r}: unknown model {name!r} "
                      f"(one of {', '.join(models.names())})")

@@ -73,11 +73,16 @@ def build(model_name, model_args, lmbda=0.01, distortion="mse"):
   return model
 
 
-def load(model_dir):
-  """The model of a training run, with its latest checkpoint's weights."""
+def load(model_dir, **overrides):
+  """The model of a training run, with its latest checkpoint's weights.
+  `overrides`: constructor arguments that do not change the weights (e.g.
+  qian2021's search_rows), to code differently than in training."""
   config = read_config(model_dir)
-  model = build(config["model"], config["args"], config["lmbda"],
-                config["distortion"])
+  unknown = set(overrides) - set(config["args"])
+  if unknown:
+    raise ValueError(f"{config['model']} has no argument {', '.join(unknown)}")
+  model = build(config["model"], dict(config["args"], **overrides),
+                config["lmbda"], config["distortion"])
   latest = tf.train.latest_checkpoint(model_dir)
   if latest is None:
     raise ValueError(f"no checkpoint in {model_dir}")

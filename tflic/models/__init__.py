@@ -7,12 +7,14 @@ from tflic.models.base import CompressionModel
 from tflic.models.cheng2020 import Cheng2020
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
+from tflic.models.qian2021 import Qian2021
 
 REGISTRY = {
     "cheng2020": Cheng2020,
     "factorized": Balle2017,
     "hyperprior": Hyperprior,
     "joint": Joint,
+    "qian2021": Qian2021,
 }
 
 
