@@ -37,3 +37,15 @@ def test_spec_errors():
       assert message in str(e)
     else:
       raise AssertionError(spec)
+
+
+def test_staged_model_reports_the_rate_by_stage():
+  model = benchmark.parse_spec("qian2021:num_filters=8:latent_channels=8:"
+                               "hyper_channels=8:search_rows=1")
+  assert model.search_rows == 1
+  result = benchmark.measure(model, [random_image(64, 64, seed=4)])
+  assert len(result["stage_bpp"]) == 3 and min(result["stage_bpp"]) > 0
+  assert "+ reference" in benchmark.stage_line("q", result)
+  fresh = benchmark.parse_spec("qian2021:num_filters=8:latent_channels=8:"
+                               "hyper_channels=8:reference=false")
+  assert fresh.reference is False

@@ -61,7 +61,7 @@ def measure(model, images, progress=None):
       lambda data: codec.decode(data)["image"].numpy(), "in-process")
   setting.decode(setting.encode(images[0]))  # trace (warm-up)
   header = 22 + 4 * model.num_streams + 8
-  rows, payload, estimate = [], 0, 0.
+  rows, payload, estimate, stages = [], 0, 0., []
   for i, image in enumerate(images):
     row = evaluate.measure(setting, str(i), image)
     if row["error"]:
@@ -71,6 +71,10 @@ def measure(model, images, progress=None):
     x = tf.cast(codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode),
                 tf.float32)
     estimate += float(model.estimate_bits(x[None] / 255.)) / 8.
+    if hasattr(model, "stage_bits"):
+      stage = [None if b is None else float(b) / image.shape[0] / image.shape[1]
+               for b in model.stage_bits(x[None] / 255.)]
+      stages.append(stage)
     if progress:
       progress(i + 1, len(images))
   seconds, positions = loop_seconds(model, images[0])
@@ -83,7 +87,16 @@ def measure(model, images, progress=None):
       header_bytes=header, encode_s=median("encode_seconds"),
       decode_s=median("decode_seconds"), positions=positions,
       loop_s=seconds,
-      ms_per_position=seconds and 1e3 * seconds / positions)
+      ms_per_position=seconds and 1e3 * seconds / positions,
+      stage_bpp=stages and [None if s[0] is None else float(np.mean(s))
+                            for s in zip(*stages)])
+
+
+def stage_line(label, result):
+  """The bpp of ŷ under each stage of a staged entropy model (qian2021)."""
+  names = ("context", "+ reference", "+ hyperprior")
+  return f"{label}: bpp of ŷ by stage: " + ", ".join(
+      f"{n} {b:.4f}" for n, b in zip(names, result["stage_bpp"]) if b is not None)
 
 
 COLUMNS = [("images", "{:d}"), ("bpp", "{:.4f}"), ("psnr", "{:.2f}"),
