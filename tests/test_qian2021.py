@@ -120,3 +120,15 @@ def test_savedmodel_in_a_fresh_process(qian_dir, tmp_path, search_rows):
   data, decoded = _fresh(path, image, "tf2", tmp_path)
   assert data == expected
   np.testing.assert_array_equal(decoded, library.decode(expected))
+
+
+@pytest.mark.parametrize("reference, warm, final", [
+    (True, [.3, .3, .4], [.1, .1, .8]), (False, [.3 / .7, .4 / .7], [.1 / .9, .8 / .9])])
+def test_stage_weights_switch_after_the_warmup(reference, warm, final):
+  model = train.build("qian2021", dict(TINY, reference=reference,
+                                       warmup_steps=5))
+  model.compile(optimizer=tf.keras.optimizers.Adam())
+  for step, expected in ((0, warm), (4, warm), (5, final), (90, final)):
+    model.optimizer.iterations.assign(step)
+    np.testing.assert_allclose([float(w) for w in model._weights()], expected,
+                               rtol=1e-6)
