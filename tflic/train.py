@@ -78,7 +78,7 @@ def load(model_dir, **overrides):
   `overrides`: constructor arguments that do not change the weights (e.g.
   qian2021's search_rows), to code differently than in training."""
   config = read_config(model_dir)
-  unknown = set(overrides) - set(config["args"])
+  unknown = set(overrides) - set(models.architecture(config["model"]))
   if unknown:
     raise ValueError(f"{config['model']} has no argument {', '.join(unknown)}")
   model = build(config["model"], dict(config["args"], **overrides),
