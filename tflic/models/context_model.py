@@ -108,27 +108,33 @@ class ContextModel(CompressionModel):
     self.hyper_prior.freeze()
 
   # -- the serial coder -----------------------------------------------------------
+  def _context_kernels(self):
+    """The masked convolution split as `raster_scan` feeds it: a function of
+    the neighbours above (with the bias) and the kernel of the left ones."""
+    n_above = len(split_offsets(self.context_model.offsets())[0])
+    kernel = self.context_model.offset_kernel()
+    above_kernel, left_kernel = tf.split(
+        kernel, [n_above * self.latent_channels, -1], 0)
+    return (lambda above: tf.matmul(above, above_kernel) +
+            self.context_model.bias), left_kernel
+
   def _coding_functions(self, height, width):
     """The per-position computation of `call` for the serial coder, split as
     `raster_scan` takes it: the masked convolution and the first 1×1 layer
     are linear, so the rows-above part of the context and the hyper features
     enter through `rows` (a whole row at once); per position `step` adds the
     left neighbours' part and runs the rest as matrix-vector products."""
-    offsets = self.context_model.offsets()
-    n_above = len(split_offsets(offsets)[0]) * self.latent_channels
-    kernel = self.context_model.offset_kernel()
+    context_above, left_kernel = self._context_kernels()
     first, *rest = self.entropy_parameters.layers
     first_kernel = tf.reshape(first.kernel, first.kernel.shape[2:])
     context_kernel, hyper_kernel = tf.split(
         first_kernel, [self.context_model.filters, -1], 0)
-    above_kernel = kernel[:n_above]
-    left_kernel = tf.matmul(kernel[n_above:], context_kernel)
+    left_kernel = tf.matmul(left_kernel, context_kernel)
     rest = dense_layers(rest)
 
     def rows(above, hyper):
-      context = tf.matmul(above, above_kernel) + self.context_model.bias
-      return (tf.matmul(context, context_kernel) + tf.matmul(hyper, hyper_kernel)
-              + first.bias)
+      return (tf.matmul(context_above(above), context_kernel) +
+              tf.matmul(hyper, hyper_kernel) + first.bias)
 
     def step(left, feature, p, buffer, state):
       del p, buffer  # the context is all in `left` and `feature`

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tflic.entropy import global_reference as gr
 from tflic.entropy import mixture
-from tflic.entropy.autoregressive import neighbour_slots, split_offsets
+from tflic.entropy.autoregressive import neighbour_slots
 from tflic.layers.masked_conv import MaskedConv2D, causal_offsets
 from tflic.models.context_model import (ContextModel, bits, dense_layers,
                                         entropy_parameters, quantize,
@@ -134,11 +134,15 @@ class Qian2021(ContextModel):
     return [warm_share * a / sum(warm) + (1. - warm_share) * b / sum(final)
             for a, b in zip(warm, final)]
 
-  def call(self, x, training=False):
+  def _estimates(self, x, training):
+    """y, ŷ, the bits of ẑ and the stages' estimates for an image batch."""
     y = self.analysis(x)
     z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
     y_hat = quantize(y)
-    estimates = self.stages(y_hat, self.hyper_synthesis(z_hat))
+    return y, y_hat, z_bits, self.stages(y_hat, self.hyper_synthesis(z_hat))
+
+  def call(self, x, training=False):
+    y, y_hat, z_bits, estimates = self._estimates(x, training)
     if training:
       values = y + tf.random.uniform(tf.shape(y), -.5, .5)
       y_bits = tf.add_n([w * bits(values, *_gaussian(*e))
@@ -150,10 +154,7 @@ class Qian2021(ContextModel):
   def stage_bits(self, x):
     """Bits of ŷ under each stage's parameters (stage 2: None without the
     reference): how much each stage's evidence saves on the same latents."""
-    y = self.analysis(x)
-    z_hat, _ = self.hyper_prior(self.hyper_analysis(y), training=False)
-    y_hat = quantize(y)
-    estimates = self.stages(y_hat, self.hyper_synthesis(z_hat))
+    _, y_hat, _, estimates = self._estimates(x, training=False)
     result = [tf.reduce_sum(bits(y_hat, *_gaussian(*e))) for e in estimates]
     return result if self.reference else [result[0], None, result[1]]
 
@@ -165,10 +166,7 @@ class Qian2021(ContextModel):
     normalized patches, stage 2, stage 3. After ŷ_p is decoded, its
     confidence under stage 1 is kept for later positions' U."""
     m = self.latent_channels
-    offsets = self.context_model.offsets()
-    n_above = len(split_offsets(offsets)[0]) * m
-    kernel = self.context_model.offset_kernel()
-    above_kernel, left_kernel = kernel[:n_above], kernel[n_above:]
+    context_above, left_kernel = self._context_kernels()
     stage1 = dense_layers(self.entropy_parameters.layers)
     first, *rest = self.hyper_parameters.layers
     first_kernel = tf.reshape(first.kernel, first.kernel.shape[2:])
@@ -176,8 +174,8 @@ class Qian2021(ContextModel):
     stage3 = dense_layers(rest)
 
     def rows(above, hyper):
-      context = tf.matmul(above, above_kernel) + self.context_model.bias
-      return tf.concat([context, tf.matmul(hyper, hyper_kernel) + first.bias], -1)
+      return tf.concat([context_above(above),
+                        tf.matmul(hyper, hyper_kernel) + first.bias], -1)
 
     if self.reference:
       stage2 = dense_layers(self.reference_parameters.layers)
