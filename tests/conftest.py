@@ -18,12 +18,14 @@ TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
-def run(args, **kwargs):
-  """Runs a Python program (bin/NAME or '-c CODE') in a fresh process."""
+def run(args, env=None, **kwargs):
+  """Runs a Python program (bin/NAME or '-c CODE') in a fresh process, with
+  `env` added to the environment."""
   if args[0].startswith("bin/"):
     args = [os.path.join(ROOT, args[0])] + list(args[1:])
   return subprocess.run([sys.executable] + list(args), capture_output=True,
-                        text=True, env=ENV, cwd=ROOT, timeout=600, **kwargs)
+                        text=True, env=dict(ENV, **(env or {})), cwd=ROOT,
+                        timeout=600, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +34,39 @@ def photo():
   return images.read_image(data.samples_holdout())[0]
 
 
+def _train(tmp_path_factory, name, args, steps, seed, **kwargs):
+  """A tiny model trained briefly on the sample photos (gradients clipped,
+  so that a short run at a high learning rate does not end far off); its run
+  directory."""
+  model_dir = str(tmp_path_factory.mktemp(name))
+  train.train(name, args, "samples", model_dir, steps=steps, batch_size=4,
+              patch_size=128, learning_rate=3e-3, checkpoint_every=steps,
+              log_every=steps, seed=seed, **kwargs)
+  return model_dir
+
+
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory):
-  """A tiny hyperprior trained for 60 steps on the sample photos."""
-  model_dir = str(tmp_path_factory.mktemp("run"))
-  train.train("hyperprior", TINY, "samples", model_dir, steps=60, batch_size=4,
-              patch_size=128, learning_rate=3e-3, clip_norm=0, checkpoint_every=60,
-              log_every=60, seed=1)
-  return model_dir
+  """A tiny hyperprior trained for 60 steps."""
+  return _train(tmp_path_factory, "hyperprior", TINY, 60, 1)
+
+
+@pytest.fixture(scope="session")
+def joint_dir(tmp_path_factory):
+  return _train(tmp_path_factory, "joint", TINY, 40, 2)
+
+
+@pytest.fixture(scope="session")
+def cheng_dir(tmp_path_factory):
+  """cheng2020 with the K = 3 mixture, N = 8."""
+  return _train(tmp_path_factory, "cheng2020",
+                dict(num_filters=8, mixture_components=3), 40, 2)
+
+
+@pytest.fixture(scope="session")
+def qian_dir(tmp_path_factory):
+  return _train(tmp_path_factory, "qian2021", dict(TINY, warmup_steps=20), 40,
+                3)
 
 
 @pytest.fixture()

@@ -10,9 +10,13 @@ MODEL_ID = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 STREAMS = [b"first stream", b"\x00\xff" * 20]
 
 
+LATENTS = [tf.constant([[1.5, -2.]]), tf.range(7.)]
+
+
 def pack(height=17, width=33, streams=STREAMS, model_id=MODEL_ID):
   return bitstream.pack(tf.constant(model_id), height, width,
-                        [tf.constant(s) for s in streams]).numpy()
+                        [tf.constant(s) for s in streams],
+                        bitstream.latent_check(LATENTS)).numpy()
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
@@ -26,15 +30,36 @@ def unpack(data):
 
 def test_layout_and_round_trip():
   data = pack()
-  assert data[:4] == b"TFLC" and data[4] == 1 and data[5:13] == MODEL_ID
+  assert data[:4] == b"TFLC" and data[4] == 2 and data[5:13] == MODEL_ID
   assert int.from_bytes(data[13:17], "big") == 17
   assert int.from_bytes(data[17:21], "big") == 33
-  assert data[21] == 2
-  assert int.from_bytes(data[22:26], "big") == len(STREAMS[0])
-  assert len(data) == 22 + 4 * 2 + sum(map(len, STREAMS)) + 8
-  height, width, streams = unpack(data)
+  assert int.from_bytes(data[21:29], "big") == bitstream.latent_check(LATENTS)
+  assert data[29] == 2
+  assert int.from_bytes(data[30:34], "big") == len(STREAMS[0])
+  assert len(data) == 30 + 4 * 2 + sum(map(len, STREAMS)) + 8
+  assert len(data) == bitstream.header_bytes(2) + sum(map(len, STREAMS))
+  height, width, streams, check = unpack(data)
   assert (int(height), int(width)) == (17, 33)
   assert [s.numpy() for s in streams] == STREAMS
+  # The decoder's latents pass the check; any other bit pattern fails it.
+  assert bitstream.verify_latents(check, LATENTS, tf.constant(1)) == 1
+  for other in ([tf.constant([[1.5, -2.]]), tf.range(1., 8.)],
+                [tf.constant([[1.5, -2.0000002]]), tf.range(7.)],
+                [tf.range(7.), tf.constant([[1.5, -2.]])]):
+    with pytest.raises(bitstream.BitstreamError, match="different arithmetic"):
+      bitstream.raise_bitstream_errors(
+          lambda: bitstream.verify_latents(check, other, tf.constant(1)))
+
+
+def test_version_1_files_are_refused_by_version():
+  data = bytearray(pack())
+  data[4] = 1
+  payload = bytes(data[:-8])
+  resealed = payload + bitstream._be_bytes(  # pylint: disable=protected-access
+      bitstream.check_value(payload), 8).numpy()
+  with pytest.raises(bitstream.BitstreamError,
+                     match="unsupported format version"):
+    unpack(resealed)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -26,13 +26,9 @@ def _coding(model):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(cheng_dir):
   """K = 3, briefly trained."""
-  model_dir = str(tmp_path_factory.mktemp("cheng2020"))
-  return _coding(train.train(
-      "cheng2020", dict(num_filters=N, mixture_components=3), "samples",
-      model_dir, steps=40, batch_size=4, patch_size=128, learning_rate=3e-3,
-      checkpoint_every=40, log_every=40, seed=2))
+  return _coding(train.load(cheng_dir))
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,6 @@ def decode(codec, data):
       lambda: codec.decode(tf.constant(data))["image"].numpy())
 
 
-def header_bytes(model):
-  return 22 + 4 * model.num_streams + 8
-
-
 def test_decoder_gets_the_encoders_latents_and_image(codec, photo):
   model = codec.model
   x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
@@ -48,7 +44,7 @@ def test_file_size_matches_the_estimated_rate(codec, photo):
   x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
               tf.float32)
   estimate = float(model.estimate_bits(x[None] / 255.)) / 8
-  payload = len(data) - header_bytes(model)
+  payload = len(data) - bitstream.header_bytes(model.num_streams)
   assert_rate_matches_estimate(payload, estimate)
 
 
@@ -121,3 +117,19 @@ def test_model_identity_ignores_training_state(trained_dir):
   assert codec_lib.fingerprint(model) == before
   model.coding_variables()[0].assign_add(tf.ones_like(model.coding_variables()[0]))
   assert codec_lib.fingerprint(model) != before
+
+
+def test_decoder_with_different_arithmetic_is_reported(trained_dir, photo):
+  """A decoder whose entropy parameters differ from the encoder's (here: one
+  parameter of the decoder's copy perturbed after the file was made) gives
+  one clear error, never a silently wrong image."""
+  codec = codec_lib.Codec(train.load(trained_dir))
+  data = codec.encode(photo)["bitstream_bytes"].numpy()
+  decode(codec, data)  # the unperturbed decoder accepts it
+  layer = codec.model.parameter_path.integer_hyper[-1]
+  # +3 output units (μ + 3/64) for the first channel, in accumulator units.
+  step = 3 * 2 ** int(layer.shift[0]) // int(layer.multiplier[0])
+  layer.bias.assign_add(tf.one_hot(0, layer.bias.shape[0], dtype=tf.int32) *
+                        step)
+  with pytest.raises(bitstream.BitstreamError, match="different arithmetic"):
+    decode(codec, data)

@@ -8,17 +8,8 @@ import tensorflow as tf
 from tflic import codec as codec_lib
 from tflic import export
 from tflic import train
-from tests.conftest import TINY, assert_exact_coding, random_image
+from tests.conftest import assert_exact_coding, random_image
 from tests.test_savedmodel import _fresh
-
-
-@pytest.fixture(scope="module")
-def joint_dir(tmp_path_factory):
-  model_dir = str(tmp_path_factory.mktemp("joint"))
-  train.train("joint", TINY, "samples", model_dir, steps=40, batch_size=4,
-              patch_size=128, learning_rate=3e-3, clip_norm=0, checkpoint_every=40,
-              log_every=40, seed=2)
-  return model_dir
 
 
 @pytest.fixture(scope="module")

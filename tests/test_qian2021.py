@@ -2,28 +2,23 @@
 exact repeats, causal stages, exact serial coding (full and bounded search,
 the ablations), SavedModel round trips in a fresh process."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import calibration
 from tflic import codec as codec_lib
 from tflic import export
 from tflic import train
 from tflic.entropy import global_reference as gr
+from tflic.entropy import integer_gaussian as ig
 from tflic.layers.masked_conv import causal_offsets
 from tests.conftest import TINY, assert_exact_coding, random_image
 from tests.test_savedmodel import _fresh
 
 SEARCH = causal_offsets(3, 3, "A")
-
-
-@pytest.fixture(scope="module")
-def qian_dir(tmp_path_factory):
-  model_dir = str(tmp_path_factory.mktemp("qian"))
-  train.train("qian2021", dict(TINY, warmup_steps=20), "samples", model_dir,
-              steps=40, batch_size=4, patch_size=128, learning_rate=3e-3,
-              clip_norm=0, checkpoint_every=40, log_every=40, seed=3)
-  return model_dir
 
 
 def _patches(y_hat):
@@ -51,6 +46,64 @@ def test_search_returns_an_exact_repeat_with_similarity_one():
   # Bounded to the 2 rows above, the repeat 4 rows up is out of reach.
   index = gr.search(patches, width, search_rows=2)[0].numpy()
   assert index[0, p] >= (6 - 2) * width
+
+
+def _integer_patches(y_hat):
+  """The coder's search patches (int32 [N, D]) and their |a|²."""
+  y_hat = tf.constant(y_hat.astype(np.int32))
+  patches = tf.reshape(gr.shifted(y_hat, SEARCH), [-1, len(SEARCH) * y_hat.shape[-1]])
+  patches = tf.clip_by_value(patches, -gr.SEARCH_LIMIT, gr.SEARCH_LIMIT)
+  return patches, tf.cast(tf.reduce_sum(patches * patches, -1), tf.int64)
+
+
+def test_integer_search_agrees_with_the_float_search():
+  reference = gr.IntegerReference(4)
+  rng = np.random.default_rng(5)
+  y_hat = rng.integers(-6, 7, (1, 8, 9, 4)).astype(np.float32)
+  y_hat[0, 5, 6:9] = y_hat[0, 1, 2:5]  # an exact repeat for (6, 7), as above
+  y_hat[0, 6, 6] = y_hat[0, 2, 2]
+  y_hat[0, 3, 3] = 200  # beyond the search's clipping: as the float search
+  patches, width = _patches(np.clip(y_hat, -gr.SEARCH_LIMIT, gr.SEARCH_LIMIT))
+  index, s, valid = (t.numpy()[0] for t in gr.search(patches, width))
+  ints, norms = _integer_patches(y_hat)
+  for p in range(ints.shape[0]):
+    j, s2, ok = reference.search_step(ints[:p], norms[:p], ints[p], norms[p], 0)
+    assert bool(ok) == valid[p]
+    if not valid[p]:
+      continue
+    # Cosines that tie in float32 may be ordered either way.
+    if int(j) != index[p]:
+      assert s[p] == pytest.approx(float(
+          tf.reduce_sum(tf.linalg.l2_normalize(tf.cast(ints[p], tf.float32)) *
+                        tf.linalg.l2_normalize(tf.cast(ints[int(j)], tf.float32)))),
+          abs=1e-5)
+    assert int(s2) / 2 ** 20 == pytest.approx(max(s[p], 0.) ** 2, abs=2e-3)
+  p = 6 * width + 7
+  j, s2, _ = reference.search_step(ints[:p], norms[:p], ints[p], norms[p], 0)
+  assert int(j) == 2 * width + 3 and int(s2) == 2 ** 20
+
+
+def test_integer_reliability_and_combination():
+  reference = gr.IntegerReference(4)
+  unit = ig.scale_step() / 16
+  for s2, u in ((2 ** 20, 2 ** 15), (2 ** 18, 2 ** 13), (849347, 33),
+                (0, 2 ** 14), (5, 7)):
+    got = int(reference.reliability(tf.constant(s2, tf.int64),
+                                    tf.constant(u, tf.int64)))
+    expect = -float(gr.reliability(tf.constant(math.sqrt(s2 / 2 ** 20)),
+                                   tf.constant(u / 2 ** 15))) / (2 * unit)
+    assert got == pytest.approx(expect, abs=1.5), (s2, u)
+  rng = np.random.default_rng(6)
+  mean_a, mean_b = (rng.integers(-2000, 2000, 50).astype(np.int32) for _ in "ab")
+  fine_a, fine_b = (rng.integers(-3000, 3000, 50).astype(np.int32) for _ in "ab")
+  mean, fine = reference.combine(mean_a, fine_a, mean_b, fine_b)
+  precision = lambda f: -2. * (math.log(ig.SCALE_MIN) + f * unit)
+  expect_mean, expect_precision = gr.combine(
+      tf.constant(mean_a / 64.), tf.constant(precision(fine_a)),
+      tf.constant(mean_b / 64.), tf.constant(precision(fine_b)))
+  np.testing.assert_allclose(mean.numpy() / 64., expect_mean, atol=2 / 64.)
+  np.testing.assert_allclose(precision(fine.numpy()), expect_precision,
+                             atol=4 * unit)
 
 
 @pytest.mark.parametrize("search_rows", [0, 1])
@@ -89,7 +142,7 @@ def test_stages_are_causal(reference):
 
 def test_trained_model_codes_exactly_at_the_estimated_rate(qian_dir, photo):
   model = train.load(qian_dir)
-  model.freeze()
+  model.freeze(calibration.from_data("samples", 64, count=2))
   x = tf.cast(codec_lib.pad_to_multiple(photo, 64), tf.float32)[None] / 255.
   assert_exact_coding(model, x)
   stage = [float(b) for b in model.stage_bits(x)]

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import evaluate
 from tflic import models
@@ -50,17 +51,18 @@ def loop_seconds(model, image):
   return seconds, int(decoded.shape[0] * decoded.shape[1])
 
 
-def measure(model, images, progress=None):
+def measure(model, images, progress=None, calibration=None):
   """Codes every image with `model` through `evaluate.measure`; adds the
   payload against the model's own estimate and the serial loop's cost.
-  Returns means (rate, quality, overhead) and median seconds."""
-  codec = codec_lib.Codec(model)
+  Returns means (rate, quality, overhead) and median seconds. `calibration`:
+  see `codec.Codec`."""
+  codec = codec_lib.Codec(model, calibration)
   setting = evaluate.Setting(
       "model", "model", model.lmbda,
       lambda image: codec.encode(image)["bitstream_bytes"].numpy(),
       lambda data: codec.decode(data)["image"].numpy(), "in-process")
   setting.decode(setting.encode(images[0]))  # trace (warm-up)
-  header = 22 + 4 * model.num_streams + 8
+  header = bitstream.header_bytes(model.num_streams)
   rows, payload, estimate, stages = [], 0, 0., []
   for i, image in enumerate(images):
     row = evaluate.measure(setting, str(i), image)

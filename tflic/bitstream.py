@@ -4,30 +4,47 @@ the SavedModel signatures produce and read exactly the files the binaries do).
 Layout, integers big-endian:
 
   magic "TFLC" (4) | format version (1) | model id (8) | height (4) | width (4)
-  | number of streams n (1) | n stream lengths (4 each) | the n streams
-  | check (8): keyed SipHash-2-4 of everything before it
+  | latent check (8) | number of streams n (1) | n stream lengths (4 each)
+  | the n streams | check (8): keyed SipHash-2-4 of everything before it
 
 Unpacking verifies, in this order, before any other work: length, magic,
-version, check, model id, stream count and lengths, image size. A failure raises
-`tf.errors.InvalidArgumentError` whose message starts with `MARKER`; the Python
-API turns it into `BitstreamError`.
+version, check, model id, stream count and lengths, image size. After decoding,
+the codec compares the latent check (a keyed hash of every quantized latent the
+encoder coded, `latent_check`) with the latents it reconstructed: a decoder
+whose arithmetic differs from the encoder's is reported, never turned into a
+silently wrong image. A failure raises `tf.errors.InvalidArgumentError` whose
+message starts with `MARKER`; the Python API turns it into `BitstreamError`.
+
+Version 2 added the latent check; version 1 files are refused by version.
 """
 
 import tensorflow as tf
 
 MAGIC = b"TFLC"
-VERSION = 1
+VERSION = 2
 MODEL_ID_BYTES = 8
 CHECK_BYTES = 8
+LATENT_CHECK_BYTES = 8
 MARKER = "tflic bitstream error: "
 MAX_SIDE = 65535
 MAX_PIXELS = 1 << 26  # 67 MP; a header claiming more is refused before decoding.
 _SIPHASH_KEY = [0x74666c6963626974, 0x73747265616d3031]  # "tflicbitstream01"
-_FIXED = len(MAGIC) + 1 + MODEL_ID_BYTES + 4 + 4 + 1  # 22 bytes before lengths
+_LATENT_KEY = [0x74666c69636c6174, 0x656e747330303032]  # "tflicclatents002"
+_LATENT_AT = len(MAGIC) + 1 + MODEL_ID_BYTES + 4 + 4  # 21
+_FIXED = _LATENT_AT + LATENT_CHECK_BYTES + 1  # 30 bytes before the lengths
+LATENT_MISMATCH = (
+    "the decoded latents differ from the encoded ones (latent check failed): "
+    "the file was decoded under a different arithmetic than it was encoded "
+    "with")
 
 
 class BitstreamError(ValueError):
   """A bitstream that is not a valid tflic stream for this model."""
+
+
+def header_bytes(num_streams):
+  """Bytes of a container besides its streams."""
+  return _FIXED + 4 * num_streams + CHECK_BYTES
 
 
 def _byte_table():
@@ -56,10 +73,27 @@ def check_value(payload):
   return tf.strings.to_hash_bucket_strong(payload, (1 << 63) - 1, _SIPHASH_KEY)
 
 
-def pack(model_id, height, width, streams):
-  """Builds the container (a scalar string) from its parts."""
+def latent_check(latents):
+  """63 bits of keyed SipHash-2-4 of the bit patterns of `latents` (a list
+  of tensors, e.g. [ẑ, ŷ] as the synthesis receives them), byte order
+  independent of the machine."""
+  parts = []
+  for latent in latents:
+    bits = tf.reshape(tf.bitcast(tf.cast(latent, tf.float32), tf.int32), [-1, 1])
+    shifts = tf.constant([[24, 16, 8, 0]], tf.int32)
+    parts.append(tf.reshape(tf.cast(tf.bitwise.bitwise_and(
+        tf.bitwise.right_shift(bits, shifts), 255), tf.uint8), [-1]))
+  data = tf.io.serialize_tensor(tf.concat(parts, 0))
+  return tf.strings.to_hash_bucket_strong(data, (1 << 63) - 1, _LATENT_KEY)
+
+
+def pack(model_id, height, width, streams, latents_check):
+  """Builds the container (a scalar string) from its parts; `latents_check`
+  is `latent_check` of the coded latents."""
   parts = [tf.constant(MAGIC), _be_bytes(VERSION, 1), model_id,
-           _be_bytes(height, 4), _be_bytes(width, 4), _be_bytes(len(streams), 1)]
+           _be_bytes(height, 4), _be_bytes(width, 4),
+           _be_bytes(latents_check, LATENT_CHECK_BYTES),
+           _be_bytes(len(streams), 1)]
   parts += [_be_bytes(tf.strings.length(s), 4) for s in streams]
   payload = tf.strings.join(parts + list(streams))
   return payload + _be_bytes(check_value(payload), CHECK_BYTES)
@@ -70,7 +104,7 @@ def _require(condition, message):
 
 
 def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
-  """Verifies a container; returns (height, width, streams)."""
+  """Verifies a container; returns (height, width, streams, latent check)."""
   data = tf.convert_to_tensor(data, tf.string)
   length = tf.strings.length(data)
   header_end = _FIXED + 4 * num_streams
@@ -117,7 +151,16 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
   for n in lengths:
     streams.append(tf.strings.substr(data, pos, n))
     pos += n
-  return tf.cast(height, tf.int32), tf.cast(width, tf.int32), streams
+  expected = _be_int(data, _LATENT_AT, LATENT_CHECK_BYTES)
+  return tf.cast(height, tf.int32), tf.cast(width, tf.int32), streams, expected
+
+
+def verify_latents(expected, latents, output):
+  """`output`, after checking that `latents` (as the decoder reconstructed
+  them) have the latent check the encoder wrote."""
+  with tf.control_dependencies([_require(
+      tf.equal(latent_check(latents), expected), LATENT_MISMATCH)]):
+    return tf.identity(output)
 
 
 def raise_bitstream_errors(fn):

@@ -62,11 +62,18 @@ class _Untracked:
 
 
 class Codec(tf.Module):
-  """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel`."""
+  """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel`.
 
-  def __init__(self, model, name="codec"):
+  `calibration`: images for the integer conversion of the model's entropy
+  parameters (see `calibration.py`; default: made images, fine for untrained
+  models; pass photos like the training data for trained ones)."""
+
+  def __init__(self, model, calibration=None, name="codec"):
     super().__init__(name=name)
-    model.freeze()
+    if calibration is None:
+      from tflic import calibration as calibration_lib  # pylint: disable=import-outside-toplevel
+      calibration = calibration_lib.synthetic(model.multiple, model.pad_mode)
+    model.freeze(calibration)
     # The SavedModel keeps the model's variables (weights and coding tables),
     # not the Keras model: saving that would trace every layer's `call`.
     self._model = _Untracked(model)
@@ -86,19 +93,26 @@ class Codec(tf.Module):
         shape[:2], message="the image is empty")]):
       x = tf.cast(pad_to_multiple(image, self.model.multiple,
                                   self.model.pad_mode), tf.float32) / 255.
-    streams, _ = self.model.encode_latents(x[None])
-    data = bitstream.pack(self.model_id, shape[0], shape[1], streams)
+    streams, latents = self.model.encode_latents(x[None])
+    data = bitstream.pack(self.model_id, shape[0], shape[1], streams,
+                          bitstream.latent_check(_ordered(latents)))
     return {"bitstream_bytes": data}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="bitstream_bytes")])
   def decode(self, bitstream_bytes):
-    height, width, streams = bitstream.unpack(
+    height, width, streams, check = bitstream.unpack(
         bitstream_bytes, self.model_id, self.model.num_streams)
     multiple = self.model.multiple
-    x_hat, _ = self.model.decode_latents(
+    x_hat, latents = self.model.decode_latents(
         streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)
-    return {"image": to_uint8(x_hat[0, :height, :width])}
+    image = to_uint8(x_hat[0, :height, :width])
+    return {"image": bitstream.verify_latents(check, _ordered(latents), image)}
+
+
+def _ordered(latents):
+  """The latents of a model's dict in a fixed order (by name)."""
+  return [latents[name] for name in sorted(latents)]
 
 
 def to_uint8(x):

@@ -16,13 +16,14 @@ from tflic import images
 INFO_FILE = os.path.join("assets.extra", "tflic.json")
 
 
-def export(model, export_dir, overwrite=False, name=None):
+def export(model, export_dir, overwrite=False, name=None, calibration=None):
   """Writes the SavedModel of a trained model to export_dir, atomically (the
-  directory appears complete or not at all)."""
+  directory appears complete or not at all). `calibration`: images for the
+  integer conversion of the entropy parameters (see `codec.Codec`)."""
   export_dir = os.path.abspath(export_dir)
   if os.path.exists(export_dir) and not overwrite:
     raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
-  codec = codec_lib.Codec(model)
+  codec = codec_lib.Codec(model, calibration)
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)

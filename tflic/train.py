@@ -73,6 +73,24 @@ def build(model_name, model_args, lmbda=0.01, distortion="mse"):
   return model
 
 
+def calibration_images(model_dir, spec=None):
+  """Calibration images for exporting a run (`calibration.py`): from `spec`
+  (a --train_data spec), else from the run's own training data."""
+  from tflic import calibration  # pylint: disable=import-outside-toplevel
+  config = read_config(model_dir)
+  spec = spec or config.get("train_data")
+  if not spec:
+    raise ValueError(f"{model_dir} does not record its training data: give "
+                     "--calibration_data (images like the training data)")
+  multiple = models.get(config["model"]).multiple
+  pad_mode = models.get(config["model"]).pad_mode
+  try:
+    return calibration.from_data(spec, multiple, pad_mode)
+  except (ValueError, tf.errors.OpError) as e:
+    raise ValueError(f"cannot read calibration images {spec!r} ({e}); give "
+                     "--calibration_data") from None
+
+
 def load(model_dir, **overrides):
   """The model of a training run, with its latest checkpoint's weights.
   `overrides`: constructor arguments that do not change the weights (e.g.
@@ -140,7 +158,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
                      f"{model_name}")
   os.makedirs(model_dir, exist_ok=True)
   config = dict(model=model_name, args=model_args, lmbda=lmbda,
-                distortion=distortion)
+                distortion=distortion, train_data=train_data)
   _write_config(model_dir, config)
 
   with strategy.scope():

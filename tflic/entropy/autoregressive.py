@@ -2,19 +2,26 @@
 Toderici 2018, §2 and Fig. 4), shared by their encoders and decoders.
 
 Inside `tf.while_loop`s over latent rows and the positions of each row, in
-raster order: gather the causal neighbours of the position from the buffer of
-decoded latents, run the model's step (context + hyper features → distribution
-parameters of its C channels), and code the C symbols on one range coder
-stream. The step is split in two: the neighbours in the rows above are all
-decoded when a row starts, so their part of the context is computed for the
-whole row at once (`rows`, matrix-matrix products); per position only the
-neighbours to the left remain (`step`). The encoder runs exactly this loop
-too, so both sides compute identical parameters. The buffer is a TensorArray:
-writing a position and reading its neighbours cost O(1) and O(neighbours), so
-time grows linearly with the latent area.
+raster order: the model's `path` computes the distribution parameters of the
+C channels at the position from what is decoded before it, and they are
+coded on one range coder stream. The encoder runs exactly this loop too. The
+model keeps what it needs in its state (e.g. TensorArray buffers of decoded
+latents, written at O(1) and read at O(neighbours) per position, so time
+grows linearly with the latent area) and splits its work in two: `row` once
+per row (what depends only on the rows above, for the whole row at once) and
+`step` per position.
 """
 
+import collections
+
 import tensorflow as tf
+
+Scan = collections.namedtuple("Scan", "state row step decoded")
+Scan.__doc__ = """What a model computes in `raster_scan`: the initial state;
+row(y, state) → what `step` needs of row y; step(y, x, row, state) → (the
+distribution parameters of the C channels at (y, x), as the coder takes
+them; finish), where finish(ŷ [C] int32) → the next state; decoded(state)
+→ ŷ [h, w, C] int32."""
 
 
 def neighbour_slots(height, width, offsets):
@@ -33,62 +40,47 @@ def neighbour_slots(height, width, offsets):
 
 
 def split_offsets(offsets):
-  """Causal offsets → (those in rows above, those to the left in the row)."""
+  """Causal offsets → (those in rows above, those to the left in the row, and
+  whether the centre is one of them)."""
   above = [(dy, dx) for dy, dx in offsets if dy < 0]
   left = [(dy, dx) for dy, dx in offsets if dy == 0 and dx < 0]
-  if len(above) + len(left) != len(offsets):
-    raise ValueError(f"offsets must be causal (before (0, 0)): {offsets}")
-  return above, left
+  centre = (0, 0) in offsets
+  if len(above) + len(left) + centre != len(offsets):
+    raise ValueError(f"offsets must be causal (up to (0, 0)): {offsets}")
+  return above, left, centre
 
 
-def raster_scan(rows, step, coder, handle, hyper, offsets, channels,
-                symbols=None, state=()):
-  """Encodes `symbols` [h, w, C] (int32) if given, else decodes them.
+def buffer(count, channels, dtype=tf.int32):
+  """A TensorArray of `count` + 1 slots of [channels]; slot 0 holds zeros."""
+  return tf.TensorArray(dtype, size=count + 1, element_shape=[channels],
+                        clear_after_read=False).write(
+                            0, tf.zeros([channels], dtype))
 
-  rows(above [w, n_above·C], hyper [w, P]) → features [w, F] of one row, from
-  the neighbours above (in the order of `split_offsets`) and the hyper
-  features. step(left [n_left·C], feature [F], p, buffer, state) →
-  (distribution parameters of the C channels at position p as `coder` takes
-  them, finish): finish(ŷ_p [C] float) → the next `state`. `state` is what a
-  model keeps besides the buffer (e.g. TensorArrays of the global reference
-  model); `buffer` holds ŷ of position q in slot q + 1.
-  Returns (handle, symbols [h, w, C] int32).
-  """
-  height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
-  above, left = split_offsets(offsets)
-  above_slots = tf.reshape(neighbour_slots(height, width, above),
-                           [height, -1])
-  left_slots = neighbour_slots(height, width, left)
+
+def raster_scan(scan, coder, handle, height, width, symbols=None):
+  """Encodes `symbols` [h, w, C] (int32) if given, else decodes them, in
+  raster order with the model's `Scan`. Returns (handle, ŷ)."""
   if symbols is not None:
-    symbols = tf.reshape(symbols, [height * width, channels])
-  buffer = tf.TensorArray(tf.float32, size=height * width + 1,
-                          element_shape=[channels], clear_after_read=False)
-  buffer = buffer.write(0, tf.zeros([channels]))
+    symbols = tf.reshape(symbols, [height * width, -1])
 
-  def row(y, handle, buffer, state):
-    context = tf.reshape(buffer.gather(above_slots[y]),
-                         [width, len(above) * channels])
-    features = rows(context, hyper[y])
+  def row(y, handle, state):
+    features = scan.row(y, state)
 
-    def position(x, handle, buffer, state):
-      p = y * width + x
-      context = tf.reshape(buffer.gather(left_slots[p]), [-1])
-      params, finish = step(context, features[x], p, buffer, state)
+    def position(x, handle, state):
+      params, finish = scan.step(y, x, features, state)
       if symbols is None:
         handle, value = coder.decode(handle, *params)
       else:
-        value = symbols[p]
+        value = symbols[y * width + x]
         handle = coder.encode(handle, value, *params)
-      value = tf.cast(value, tf.float32)
-      return x + 1, handle, buffer.write(p + 1, value), finish(value)
+      return x + 1, handle, finish(value)
 
-    _, handle, buffer, state = tf.while_loop(
-        lambda x, *_: x < width, position,
-        (tf.constant(0), handle, buffer, state), parallel_iterations=1)
-    return y + 1, handle, buffer, state
+    _, handle, state = tf.while_loop(
+        lambda x, *_: x < width, position, (tf.constant(0), handle, state),
+        parallel_iterations=1)
+    return y + 1, handle, state
 
-  _, handle, buffer, _ = tf.while_loop(
-      lambda y, *_: y < height, row, (tf.constant(0), handle, buffer, state),
+  _, handle, state = tf.while_loop(
+      lambda y, *_: y < height, row, (tf.constant(0), handle, scan.state),
       parallel_iterations=1)
-  decoded = tf.cast(buffer.stack()[1:], tf.int32)
-  return handle, tf.reshape(decoded, [height, width, channels])
+  return handle, scan.decoded(state)

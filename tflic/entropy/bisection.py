@@ -1,14 +1,17 @@
-"""Exact range coding of integers under per-element distributions (e.g. the
-Gaussian mixture of Cheng et al. 2020) with a range coder whose CDF table is
-fixed when the stream is opened (DESIGN.md §4, way (b)).
+"""Exact range coding of integers under Gaussian mixtures with integer
+parameters (e.g. the mixture of Cheng et al. 2020, eq. 9), with a range coder
+whose table is fixed when the stream is opened.
 
-Each symbol in [low, high] is coded as the bits of a bisection of that interval
-(log2(high − low + 1) decisions). Decision "left half" has probability
-P(a ≤ ŷ < m) / P(a ≤ ŷ < b), computed from the mixture CDF at the midpoint only
-(the ends carry over), and is coded with the nearest row of a fixed table of
-binary distributions whose probabilities are evenly spaced in logit space.
-Encoder and decoder compute the same row index from the same floats, so the
-stream stays exact; the cost is the small gap between a probability and its row.
+Each symbol in [low, high] is coded as the bits of a bisection of that
+interval (log2(high − low + 1) decisions). Decision "left half" has
+probability P(a ≤ ŷ < m) / P(a ≤ ŷ < b): the mixture CDF is an integer,
+C(t) = Σ_k W_k Φ_k(t) with integer weights W_k and Φ from `CdfTable` (sums in
+int64), evaluated at the midpoint only (the ends carry over; the edges take
+all tail mass: C(low − ½) = 0, C(high + ½) = Σ W_k). The probability, as a
+fixed-point integer, selects by integer comparison the nearest of 4096
+binary distributions spaced evenly in logit space (precision 16). Integers
+only, so encoder and decoder on any machine select the same rows; the cost is
+the small gap between a probability and its row (measured < 0.01 %).
 """
 
 import math
@@ -17,80 +20,93 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.entropy import integer_gaussian as ig
 from tflic.entropy import mixture
 
-_SQRT_HALF = math.sqrt(.5)
-_TINY = 1e-30  # masses below this count as equal: p = ½
+WEIGHT_BITS = 12  # the largest mixture weight is 2^12
+LOGIT_STEP = 1. / 32  # integer logits are in these units (nats)
+MAX_COMPONENTS = 8
+RATIO_BITS = 63 - 1 - ig.CDF_BITS - WEIGHT_BITS - 3  # 21: no int64 overflow
 
 
 def binary_table(levels, precision):
   """[levels, 4] int32 rows [precision, 0, q, 2^precision], q/2^precision =
-  sigmoid(l) for l evenly spaced over the logits the precision can express."""
+  sigmoid(l) for l evenly spaced over the logits the precision can express;
+  and the thresholds [levels − 1] between them (in probability, units of
+  2^−RATIO_BITS): row j is the nearest in logit to probabilities in
+  [threshold_{j−1}, threshold_j)."""
   one = 1 << precision
   limit = math.log(one - 1)
   logits = np.linspace(-limit, limit, levels)
   q = np.clip(np.round(one / (1. + np.exp(-logits))), 1, one - 1).astype(np.int32)
   rows = np.zeros((levels, 4), np.int32)
   rows[:, 0], rows[:, 2], rows[:, 3] = precision, q, one
-  return rows, limit
+  middle = (logits[1:] + logits[:-1]) / 2
+  thresholds = np.ceil((1 << RATIO_BITS) / (1. + np.exp(-middle)))
+  return rows, thresholds.astype(np.int64)
 
 
-class BisectionCoder:
+def logit_weights():
+  """W(d) = round(2^WEIGHT_BITS · exp(−d · LOGIT_STEP)) for d = 0, 1, …
+  until it rounds to 0 (the last entry)."""
+  d = np.arange(int(math.log(2 ** (WEIGHT_BITS + 1)) / LOGIT_STEP) + 2)
+  weights = np.round(2. ** WEIGHT_BITS * np.exp(-d * LOGIT_STEP))
+  weights[-1] = 0
+  return weights.astype(np.int64)
+
+
+class BisectionCoder(tf.Module):
   """Codes integer symbols [N] in [low, high] under Gaussian mixtures [N, K]
-  (K = 1: a single Gaussian) through a stateful range coder handle."""
+  given as integer logits (units LOGIT_STEP), means (units
+  2^−MEAN_BITS) and scale indices."""
 
   def __init__(self, low=mixture.LOW, high=mixture.HIGH, levels=4096,
-               precision=16):
+               precision=16, name="bisection_coder"):
+    super().__init__(name=name)
     self.low, self.high = low, high
     self.steps = int(round(math.log2(high - low + 1)))
     if 2 ** self.steps != high - low + 1:
       raise ValueError("high - low + 1 must be a power of two")
-    rows, limit = binary_table(levels, precision)
-    # row = round((logit + limit) · slope), as floor(logit · slope + offset).
-    self._slope = (levels - 1) / (2. * limit)
-    self._offset = limit * self._slope + .5
-    self._top = levels - .5
-    self.table = tf.constant(rows)
+    rows, thresholds = binary_table(levels, precision)
+    self.table = tf.Variable(rows, trainable=False, name="table")
+    self.thresholds = tf.Variable(thresholds[None], trainable=False,
+                                  name="thresholds")
+    self.weight_table = tf.Variable(logit_weights(), trainable=False,
+                                    name="weight_table")
+    self.cdf = ig.CdfTable()
 
-  def _bisect(self, handle, weights, means, scales, symbols=None):
-    """The bisection shared by encoder (symbols given) and decoder.
+  def weights(self, logits):
+    """Integer mixture weights [..., K] (int64) from integer logits: the
+    largest is 2^WEIGHT_BITS, the others exp(−difference) times that."""
+    if logits.shape[-1] > MAX_COMPONENTS:
+      raise ValueError(f"at most {MAX_COMPONENTS} mixture components")
+    gap = tf.reduce_max(logits, -1, keepdims=True) - logits
+    last = self.weight_table.shape[0] - 1
+    return tf.gather(self.weight_table, tf.minimum(gap, last))
 
-    Per step only the midpoint's tails are evaluated, as (2Φ, 2(1 − Φ)) from
-    one erfc; the interval [a, b) carries its ends' tails. The cost is the
-    number of ops (DESIGN.md §4), so each step is kept to a few dozen."""
-    k = means.shape[-1]
-    if k == 1:  # no weights, no component axis
-      means, scales = means[..., 0], scales[..., 0]
-    center = means + .5  # the boundary below m is m − ½
-    rate = _SQRT_HALF / scales
-
-    def tails(m):
-      m = tf.cast(m, means.dtype)
-      z = ((m[..., None] if k > 1 else m) - center) * rate
-      e = tf.math.erfc(tf.abs(z))
-      far, negative = 2. - e, z < 0
-      lower, upper = tf.where(negative, e, far), tf.where(negative, far, e)
-      if k > 1:
-        lower = tf.reduce_sum(weights * lower, -1)
-        upper = tf.reduce_sum(weights * upper, -1)
-      return lower, upper
-
-    def mass(lower_a, upper_a, lower_b, upper_b):
-      # The difference of the smaller tails (no cancellation in either tail).
-      return tf.where(lower_b < 1., lower_b - lower_a, upper_a - upper_b)
-
-    shape = tf.shape(center)[:1]
+  def _bisect(self, handle, logits, means, scales, symbols=None):
+    """The bisection shared by encoder (symbols given) and decoder. The
+    cost is the number of ops per step (the loop runs per latent position),
+    so each step is kept to a few dozen."""
+    weights = self.weights(logits)
+    means = tf.cast(means, tf.int64)
+    inverse = self.cdf.inverse_scale(scales)
+    total = tf.reduce_sum(weights, -1) * (1 << ig.CDF_BITS)
+    shape = tf.shape(total)
     a = tf.fill(shape, self.low)
-    lower_a, upper_a = tf.zeros(shape), tf.fill(shape, 2.)
-    lower_b, upper_b = upper_a, lower_a
+    cdf_a, cdf_b = tf.zeros_like(total), total
+    half = 1 << (RATIO_BITS - 1)
     for i in range(self.steps):
       m = a + 2 ** (self.steps - 1 - i)
-      lower_m, upper_m = tails(m)
-      left = tf.maximum(mass(lower_a, upper_a, lower_m, upper_m), _TINY)
-      logit = tf.math.log(left) - tf.math.log(
-          tf.maximum(mass(lower_m, upper_m, lower_b, upper_b), _TINY))
-      row = tf.cast(tf.clip_by_value(logit * self._slope + self._offset,
-                                     0., self._top), tf.int32)
+      boundary = tf.cast(m, tf.int64) * (1 << ig.MEAN_BITS) - (
+          1 << (ig.MEAN_BITS - 1))
+      cdf_m = tf.reduce_sum(weights * self.cdf(boundary[:, None], means,
+                                               inverse), -1)
+      left, mass = cdf_m - cdf_a, cdf_b - cdf_a
+      ratio = tf.where(mass > 0,
+                       left * (1 << RATIO_BITS) // tf.maximum(mass, 1), half)
+      row = tf.searchsorted(self.thresholds, ratio[None], side="right",
+                            out_type=tf.int32)[0]
       if symbols is None:
         handle, bit = tfc.entropy_decode_index(handle, row, shape, tf.int32)
         right = bit > 0
@@ -98,22 +114,29 @@ class BisectionCoder:
         right = symbols >= m
         handle = tfc.entropy_encode_index(handle, row, tf.cast(right, tf.int32))
       a = tf.where(right, m, a)
-      lower_a, upper_a = (tf.where(right, lower_m, lower_a),
-                          tf.where(right, upper_m, upper_a))
-      lower_b, upper_b = (tf.where(right, lower_b, lower_m),
-                          tf.where(right, upper_b, upper_m))
+      cdf_a = tf.where(right, cdf_m, cdf_a)
+      cdf_b = tf.where(right, cdf_b, cdf_m)
     return handle, a
 
-  def encode(self, handle, symbols, weights, means, scales):
+  def encode(self, handle, symbols, logits, means, scales):
     """symbols [N] int32 (clipped to [low, high] by the caller) → handle."""
-    return self._bisect(handle, weights, means, scales, symbols)[0]
+    return self._bisect(handle, logits, means, scales, symbols)[0]
 
-  def decode(self, handle, weights, means, scales):
+  def decode(self, handle, logits, means, scales):
     """→ (handle, symbols [N] int32)."""
-    return self._bisect(handle, weights, means, scales)
+    return self._bisect(handle, logits, means, scales)
 
-  def ideal_bits(self, symbols, weights, means, scales):
-    """−log2 p(symbols), the rate the coder approaches."""
-    p = mixture.likelihood(tf.cast(symbols, means.dtype), weights, means, scales,
+  def float_parameters(self, logits, means, scales):
+    """The (weights, means, scales) in float that the integers stand for."""
+    weights = tf.cast(self.weights(logits), tf.float64)
+    return (weights / tf.reduce_sum(weights, -1, keepdims=True),
+            tf.cast(means, tf.float64) / (1 << ig.MEAN_BITS),
+            tf.gather(ig.scales(), scales))
+
+  def ideal_bits(self, symbols, logits, means, scales):
+    """−log2 p(symbols) under the integer parameters, the rate the coder
+    approaches."""
+    p = mixture.likelihood(tf.cast(symbols, tf.float64),
+                           *self.float_parameters(logits, means, scales),
                            self.low, self.high)
     return -tf.reduce_sum(tf.math.log(p)) / math.log(2.)

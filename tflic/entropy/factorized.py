@@ -46,6 +46,17 @@ class FactorizedPrior(tf.keras.layers.Layer):
     """[B] strings, [h, w] -> [B, h, w, C] quantized latent."""
     return self.coder.decompress(strings, spatial_shape)
 
+  @property
+  def offset(self):
+    """The quantization offsets [C] of the frozen coder: latent = integer +
+    offset."""
+    offset = self.coder.quantization_offset
+    return tf.zeros([self.channels]) if offset is None else offset
+
+  def symbols(self, latent):
+    """The integers of a quantized latent (int32), exactly."""
+    return tf.cast(tf.round(latent - self.offset), tf.int32)
+
   def get_config(self):
     return dict(super().get_config(), channels=self.channels,
                 range_coder_precision=self.range_coder_precision)

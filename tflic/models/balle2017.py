@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tflic.entropy import FactorizedPrior
 from tflic.layers import analysis_stage, synthesis_stage
-from tflic.models.base import CompressionModel
+from tflic.models.base import CODING_DEVICE, CompressionModel
 
 
 class Balle2017(CompressionModel):
@@ -34,17 +34,21 @@ class Balle2017(CompressionModel):
     y_hat, bits = self.prior(y, training=training)
     return self.synthesis(y_hat), bits
 
-  def freeze(self):
+  def freeze(self, calibration):
+    del calibration  # the factorized prior's tables are all it codes with
     self.prior.freeze()
 
   def encode_latents(self, x):
     y = self.analysis(x)
-    strings = self.prior.compress(y)
-    return [strings[0]], dict(y_hat=self.prior.coder.quantize(y))
+    with tf.device(CODING_DEVICE):
+      strings = self.prior.compress(y)
+      y_hat = self.prior.coder.quantize(y)
+    return [strings[0]], dict(y_hat=y_hat)
 
   def decode_latents(self, streams, height, width):
     shape = tf.stack([height // self.multiple, width // self.multiple])
-    y_hat = self.prior.decompress(tf.reshape(streams[0], [1]), shape)
+    with tf.device(CODING_DEVICE):
+      y_hat = self.prior.decompress(tf.reshape(streams[0], [1]), shape)
     return self.synthesis(y_hat), dict(y_hat=y_hat)
 
   def get_config(self):

@@ -4,6 +4,10 @@ import tensorflow as tf
 
 from tflic import metrics
 
+# Entropy coding, and every integer computation that selects its tables, runs
+# here: so a GPU host codes the same files as a CPU one.
+CODING_DEVICE = "/cpu:0"
+
 
 class CompressionModel(tf.keras.Model):
   """A learned image codec trained on L = R + λ·D (Ballé et al. 2017, eq. 2).
@@ -44,8 +48,11 @@ class CompressionModel(tf.keras.Model):
     """Streams of a padded H × W image -> (x̂ [1, H, W, 3], dict of latents)."""
     raise NotImplementedError
 
-  def freeze(self):
-    """Fixes the range coding tables; needed before encode/decode_latents."""
+  def freeze(self, calibration):
+    """Fixes the range coding tables and converts what chooses the coding
+    distributions to exact integer arithmetic, calibrated on `calibration`
+    (a list of images [1, H, W, 3] in [0, 1], sides multiples of
+    `multiple`); needed before encode/decode_latents."""
     raise NotImplementedError
 
   def coding_variables(self):

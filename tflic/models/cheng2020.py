@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tflic.layers import (Attention, ResidualBlock, ResidualBlockUpsample,
                           ResidualBlockWithStride, SubPixelConv2D)
-from tflic.models.context_model import ContextModel, scale
+from tflic.models.context_model import ContextModel
 
 
 def transforms(n):
@@ -63,13 +63,6 @@ def transforms(n):
   return analysis, synthesis, hyper_analysis, hyper_synthesis
 
 
-def softmax(logits):
-  """Softmax over the last axis as exp/sum: on the tiny tensors of the coding
-  loop this is much faster than the oneDNN softmax kernel (DESIGN.md §4)."""
-  e = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
-  return e / tf.reduce_sum(e, -1, keepdims=True)
-
-
 class Cheng2020(ContextModel):
   """Streams: [ẑ (factorized prior), ŷ (context + hyperprior mixture)]."""
 
@@ -82,26 +75,25 @@ class Cheng2020(ContextModel):
       raise ValueError(f"mixture_components must be >= 1, not {k}")
     # K = 1 needs no weights: (μ, log σ) per channel, as in CompressAI.
     parameters = (3 * k if k > 1 else 2) * num_filters
-    super().__init__(num_filters, num_filters, parameters, lmbda=lmbda,
-                     distortion=distortion, **kwargs)
-    self.num_filters = num_filters
     self.mixture_components = k
-    (self.analysis, self.synthesis, self.hyper_analysis,
-     self.hyper_synthesis) = transforms(num_filters)
+    super().__init__(transforms(num_filters), num_filters, num_filters,
+                     parameters, lmbda=lmbda, distortion=distortion, **kwargs)
+    self.num_filters = num_filters
 
-  def distribution(self, params):
+  def split_parameters(self, params):
     """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
-    and K log-scales per channel (blocks of K·N); weights by softmax."""
+    and K log-scales per channel (blocks of K·N; K = 1: no logits); the
+    weights are their softmax."""
     k, c = self.mixture_components, self.latent_channels
     outer = params.shape[:-1]  # static in the coding loop: no shape ops
     shape = (outer.as_list() + [c, k] if outer.is_fully_defined()
              else tf.concat([tf.shape(params)[:-1], [c, k]], 0))
     if k == 1:
       mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
-      return tf.ones_like(mean), mean, scale(log_scale)
+      return None, mean, log_scale
     logits, means, log_scales = (
         tf.reshape(t, shape) for t in tf.split(params, 3, -1))
-    return softmax(logits), means, scale(log_scales)
+    return logits, means, log_scales
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

@@ -3,33 +3,45 @@ Toderici 2018 (Fig. 4) and Cheng et al. 2020 (Fig. 2).
 
 A hyperprior ẑ (factorized prior) plus a 5×5 masked convolution on ŷ (type A);
 a 1×1 entropy-parameter network combines the context and hyper features into
-the parameters of a distribution per element, which subclasses turn into a
-mixture (weights, means, scales; K = 1: a single Gaussian).
+the parameters of a distribution per element, which subclasses split into a
+mixture (logits, means, log-scales; K = 1: a single Gaussian). The three are
+one `EntropyParameters` path.
 
 ŷ = round(y) (clipped to [−255, 256]) is what the context model sees in
 training (straight-through) and in coding, so the parameters the model trained
-with are the ones the coder uses. ŷ is coded exactly by the bisection coder in
-the serial raster-scan loop; training uses the masked convolution in parallel.
-The encoder runs the same per-position step as the decoder (DESIGN.md §3).
+with are the ones the coder uses. For coding, the path is converted to an
+integer network (`freeze`) and ŷ is coded position by position in the serial
+raster-scan loop, by the encoder as by the decoder: with one range-coder row
+per integer (mean, scale) for K = 1 (`GaussianTable`), with the bisection
+coder for mixtures. Integers only select the rows, so a file decodes the same
+on every machine (DESIGN: docs/design.md).
 """
 
 import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tflic.entropy import FactorizedPrior
+from tflic.entropy import integer_gaussian as ig
 from tflic.entropy import mixture
-from tflic.entropy.autoregressive import raster_scan, split_offsets
+from tflic.entropy.autoregressive import raster_scan
 from tflic.entropy.bisection import BisectionCoder
+from tflic.entropy.entropy_parameters import EntropyParameters
 from tflic.layers.masked_conv import MaskedConv2D
-from tflic.models.base import CompressionModel
+from tflic.models.base import CODING_DEVICE, CompressionModel
 
-SCALE_MIN = .11
+SCALE_MIN = ig.SCALE_MIN
 
 
 def quantize(y):
   """ŷ = round(y), clipped to the coded range, with straight-through gradients."""
   clipped = tf.clip_by_value(y, mixture.LOW, mixture.HIGH)
   return clipped + tf.stop_gradient(tf.round(clipped) - clipped)
+
+
+def symbols(y):
+  """The integers ŷ of `quantize` (int32)."""
+  return tf.cast(tf.round(tf.clip_by_value(y, mixture.LOW, mixture.HIGH)),
+                 tf.int32)
 
 
 def entropy_parameters(m, outputs, name="entropy_parameters", prefix="ep"):
@@ -40,20 +52,6 @@ def entropy_parameters(m, outputs, name="entropy_parameters", prefix="ep"):
       conv(m * 8 // 3, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_1"),
       conv(outputs, 1, name=f"{prefix}_2"),
   ], name=name)
-
-
-def dense_layers(layers):
-  """1×1 convolution layers as [(kernel [in, out], bias, activation)], to run
-  on one position with matrix products."""
-  return [(tf.reshape(l.kernel, l.kernel.shape[2:]), l.bias, l.activation)
-          for l in layers]
-
-
-def run_dense(layers, h):
-  """`dense_layers` on h [1, in]."""
-  for kernel, bias, activation in layers:
-    h = activation(tf.matmul(h, kernel) + bias)
-  return h
 
 
 def bits(values, weights, means, scales):
@@ -68,108 +66,101 @@ def scale(log_scale):
   return tfc.lower_bound(tf.exp(log_scale), SCALE_MIN)
 
 
+def softmax(logits):
+  """Softmax over the last axis as exp/sum."""
+  e = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
+  return e / tf.reduce_sum(e, -1, keepdims=True)
+
+
 class ContextModel(CompressionModel):
   """Streams: [ẑ (factorized prior), ŷ (context + hyperprior distribution)].
 
-  Subclasses set the transforms `analysis`, `synthesis`, `hyper_analysis`
-  (y → z, `hyper_channels` channels) and `hyper_synthesis` (ẑ → 2M hyper
-  features, at the resolution of y), and implement `distribution`.
+  Subclasses pass the transforms (g_a, g_s, h_a: y → z with `hyper_channels`
+  channels, h_s: ẑ → 2M hyper features at the resolution of y) and implement
+  `split_parameters`.
   """
 
   multiple = 64
   num_streams = 2
+  mixture_components = 1
 
-  def __init__(self, latent_channels, hyper_channels, parameters,
+  def __init__(self, transforms, latent_channels, hyper_channels, parameters,
                lmbda=0.01, distortion="mse", **kwargs):
     """parameters: the entropy-parameter outputs per position."""
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.latent_channels = m = latent_channels
     self.hyper_channels = hyper_channels
+    (self.analysis, self.synthesis, self.hyper_analysis,
+     self.hyper_synthesis) = transforms
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
     self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
     self.entropy_parameters = entropy_parameters(m, parameters)
-    self.coder = BisectionCoder()
+    self.parameter_path = EntropyParameters(
+        self.hyper_synthesis, [self.context_model], self.entropy_parameters,
+        self.split_parameters, name="parameter_path")
+    self.coder = None
+
+  def split_parameters(self, params):
+    """Entropy parameters [..., P] → (logits or None, means, log σ), each
+    [..., M, K]; float or integer alike."""
+    raise NotImplementedError
 
   def distribution(self, params):
-    """Entropy parameters [..., P] → (weights, means, scales), each [..., M, K]."""
-    raise NotImplementedError
+    """Float entropy parameters → (weights, means, scales), each [..., M, K]."""
+    logits, means, log_scales = self.split_parameters(params)
+    weights = tf.ones_like(means) if logits is None else softmax(logits)
+    return weights, means, scale(log_scales)
 
   def call(self, x, training=False):
     y = self.analysis(x)
     z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
     y_hat = quantize(y)
-    params = self.entropy_parameters(tf.concat(
-        [self.context_model(y_hat), self.hyper_synthesis(z_hat)], -1))
-    distribution = self.distribution(params)
+    distribution = self.distribution(self.parameter_path(z_hat, y_hat))
     values = y + tf.random.uniform(tf.shape(y), -.5, .5) if training else y_hat
     return self.synthesis(y_hat), z_bits + bits(values, *distribution)
 
-  def freeze(self):
+  def freeze(self, calibration):
     self.hyper_prior.freeze()
+    y_hats, z_hats = [], []
+    for x in calibration:
+      y = self.analysis(x)
+      y_hats.append(quantize(y))
+      z_hats.append(self.hyper_prior.coder.quantize(self.hyper_analysis(y)))
+    self.parameter_path.freeze(y_hats, z_hats, self.hyper_prior.offset)
+    self.coder = (ig.GaussianTable() if self.mixture_components == 1
+                  else BisectionCoder())
 
   # -- the serial coder -----------------------------------------------------------
-  def _context_kernels(self):
-    """The masked convolution split as `raster_scan` feeds it: a function of
-    the neighbours above (with the bias) and the kernel of the left ones."""
-    n_above = len(split_offsets(self.context_model.offsets())[0])
-    kernel = self.context_model.offset_kernel()
-    above_kernel, left_kernel = tf.split(
-        kernel, [n_above * self.latent_channels, -1], 0)
-    return (lambda above: tf.matmul(above, above_kernel) +
-            self.context_model.bias), left_kernel
-
-  def _coding_functions(self, height, width):
-    """The per-position computation of `call` for the serial coder, split as
-    `raster_scan` takes it: the masked convolution and the first 1×1 layer
-    are linear, so the rows-above part of the context and the hyper features
-    enter through `rows` (a whole row at once); per position `step` adds the
-    left neighbours' part and runs the rest as matrix-vector products."""
-    context_above, left_kernel = self._context_kernels()
-    first, *rest = self.entropy_parameters.layers
-    first_kernel = tf.reshape(first.kernel, first.kernel.shape[2:])
-    context_kernel, hyper_kernel = tf.split(
-        first_kernel, [self.context_model.filters, -1], 0)
-    left_kernel = tf.matmul(left_kernel, context_kernel)
-    rest = dense_layers(rest)
-
-    def rows(above, hyper):
-      return (tf.matmul(context_above(above), context_kernel) +
-              tf.matmul(hyper, hyper_kernel) + first.bias)
-
-    def step(left, feature, p, buffer, state):
-      del p, buffer  # the context is all in `left` and `feature`
-      h = first.activation(tf.matmul(left[None], left_kernel) + feature)
-      return self.distribution(run_dense(rest, h)[0]), lambda value: state
-    return rows, step, ()
-
-  def _scan(self, handle, z_hat, symbols=None):
-    hyper = self.hyper_synthesis(z_hat)[0]
-    rows, step, state = self._coding_functions(*tf.unstack(tf.shape(hyper)[:2]))
-    return raster_scan(rows, step, self.coder, handle, hyper,
-                       self.context_model.offsets(), self.latent_channels,
-                       symbols, state)
+  def _scan(self, handle, z_hat, y_symbols=None):
+    """Codes ŷ (or decodes it, without `y_symbols`) in raster order."""
+    hyper = self.parameter_path.hyper(self.hyper_prior.symbols(z_hat))[0]
+    scan = self.parameter_path.serial(hyper)
+    return raster_scan(scan, self.coder, handle, tf.shape(hyper)[0],
+                       tf.shape(hyper)[1], y_symbols)
 
   def encode_latents(self, x):
     y = self.analysis(x)
     z = self.hyper_analysis(y)
-    z_strings = self.hyper_prior.compress(z)
-    # The parameters come from the decoded ẑ, exactly as the decoder gets them.
-    z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
-    symbols = tf.cast(tf.round(tf.clip_by_value(y, mixture.LOW, mixture.HIGH)),
-                      tf.int32)[0]
-    handle = tfc.create_range_encoder([], self.coder.table)
-    handle, _ = self._scan(handle, z_hat, symbols)
-    y_string = tfc.entropy_encode_finalize(handle)
-    y_hat = tf.cast(symbols, tf.float32)[None]
+    with tf.device(CODING_DEVICE):
+      z_strings = self.hyper_prior.compress(z)
+      # The parameters come from the decoded ẑ, exactly as the decoder gets them.
+      z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
+      y_symbols = symbols(y)[0]
+      handle = tfc.create_range_encoder([], self.coder.table)
+      handle, _ = self._scan(handle, z_hat, y_symbols)
+      y_string = tfc.entropy_encode_finalize(handle)
+    y_hat = tf.cast(y_symbols, tf.float32)[None]
     return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
   def decode_y(self, y_string, z_hat):
     """The serial decoder alone: ŷ [h, w, M] int32 from its stream."""
-    handle = tfc.create_range_decoder(y_string, self.coder.table)
-    return self._scan(handle, z_hat)[1]
+    with tf.device(CODING_DEVICE):
+      handle = tfc.create_range_decoder(y_string, self.coder.table)
+      return self._scan(handle, z_hat)[1]
 
   def decode_latents(self, streams, height, width):
     z_shape = tf.stack([height // self.multiple, width // self.multiple])
-    z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
+    with tf.device(CODING_DEVICE):
+      z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
     y_hat = tf.cast(self.decode_y(streams[1], z_hat), tf.float32)[None]
     return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)

@@ -4,10 +4,13 @@ Toderici 2018 ("Joint autoregressive and hierarchical priors", Fig. 4 without th
 context model): the `hyperprior` model."""
 
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tflic.entropy import FactorizedPrior, GaussianConditional
+from tflic.entropy import integer_gaussian as ig
+from tflic.entropy.entropy_parameters import EntropyParameters
 from tflic.layers import analysis_stage, synthesis_stage
-from tflic.models.base import CompressionModel
+from tflic.models.base import CODING_DEVICE, CompressionModel
 
 
 def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
@@ -41,9 +44,19 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
   return analysis, synthesis, hyper_analysis, hyper_synthesis
 
 
+def split_gaussian(params):
+  """Parameters [..., 2M] → (no logits, means, log σ [..., M, 1])."""
+  mean, log_scale = tf.split(params, 2, axis=-1)
+  return None, mean[..., None], log_scale[..., None]
+
+
 class Hyperprior(CompressionModel):
   """y = g_a(x), z = h_a(y); ẑ coded with a factorized prior; (μ, log σ) = h_s(ẑ)
-  parametrize the Gaussian of ŷ; x̂ = g_s(ŷ). Streams: [ẑ, ŷ]."""
+  parametrize the Gaussian of ŷ; x̂ = g_s(ŷ). Streams: [ẑ, ŷ].
+
+  Coding: h_s runs as an integer network (`EntropyParameters`), μ on a grid of
+  2^−6 and σ as an index into the scale grid; ŷ = round(y − μ) + μ is coded
+  as round(y − μ) under N(0, σ) (`GaussianTable` without fractions)."""
 
   multiple = 64
   num_streams = 2
@@ -59,40 +72,57 @@ class Hyperprior(CompressionModel):
                                         hyper_channels, 2 * latent_channels)
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
     self.conditional = GaussianConditional(name="conditional")
-
-  def gaussian_parameters(self, z_hat):
-    """(μ, log σ) of every element of y, from ẑ."""
-    mean, log_scale = tf.split(self.hyper_synthesis(z_hat), 2, axis=-1)
-    return mean, log_scale
+    self.parameter_path = EntropyParameters(
+        self.hyper_synthesis, split=split_gaussian, name="parameter_path")
+    self.coder = None
 
   def call(self, x, training=False):
     y = self.analysis(x)
     z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
-    y_hat, y_bits = self.conditional(
-        y, *self.gaussian_parameters(z_hat), training=training)
+    _, mean, log_scale = split_gaussian(self.parameter_path(z_hat))
+    y_hat, y_bits = self.conditional(y, mean[..., 0], log_scale[..., 0],
+                                     training=training)
     return self.synthesis(y_hat), z_bits + y_bits
 
-  def freeze(self):
+  def freeze(self, calibration):
     self.hyper_prior.freeze()
-    self.conditional.freeze()
+    z_hats = [self.hyper_prior.coder.quantize(
+        self.hyper_analysis(self.analysis(x))) for x in calibration]
+    self.parameter_path.freeze([], z_hats, self.hyper_prior.offset)
+    self.coder = ig.GaussianTable(fractions=False)
+
+  def _parameters(self, z_hat):
+    """(μ float, scale indices) of ŷ from the decoded ẑ, in integers."""
+    mean, scale = self.parameter_path.distribution(self.parameter_path.hyper(
+        self.hyper_prior.symbols(z_hat)))
+    return tf.cast(mean, tf.float32) * 2. ** -ig.MEAN_BITS, scale
 
   def encode_latents(self, x):
     y = self.analysis(x)
     z = self.hyper_analysis(y)
-    z_strings = self.hyper_prior.compress(z)
-    # The parameters come from the decoded ẑ, exactly as the decoder gets them.
-    z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
-    mean, log_scale = self.gaussian_parameters(z_hat)
-    y_strings = self.conditional.compress(y, mean, log_scale)
-    y_hat = self.conditional.coder.quantize(y, loc=mean)
-    return [z_strings[0], y_strings[0]], dict(y_hat=y_hat, z_hat=z_hat)
+    with tf.device(CODING_DEVICE):
+      z_strings = self.hyper_prior.compress(z)
+      # The parameters come from the decoded ẑ, exactly as the decoder gets them.
+      z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
+      mean, scale = self._parameters(z_hat)
+      symbols = tf.cast(tf.round(y - mean), tf.int32)
+      handle = tfc.create_range_encoder([], self.coder.table)
+      handle = self.coder.encode(handle, tf.reshape(symbols, [-1]),
+                                 tf.zeros_like(tf.reshape(scale, [-1])),
+                                 tf.reshape(scale, [-1]))
+      y_string = tfc.entropy_encode_finalize(handle)
+      y_hat = tf.cast(symbols, tf.float32) + mean
+    return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
   def decode_latents(self, streams, height, width):
     z_shape = tf.stack([height // self.multiple, width // self.multiple])
-    z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
-    mean, log_scale = self.gaussian_parameters(z_hat)
-    y_hat = self.conditional.decompress(
-        tf.reshape(streams[1], [1]), mean, log_scale)
+    with tf.device(CODING_DEVICE):
+      z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
+      mean, scale = self._parameters(z_hat)
+      flat = tf.reshape(scale, [-1])
+      handle = tfc.create_range_decoder(streams[1], self.coder.table)
+      _, symbols = self.coder.decode(handle, tf.zeros_like(flat), flat)
+      y_hat = tf.cast(tf.reshape(symbols, tf.shape(scale)), tf.float32) + mean
     return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
 
   def get_config(self):

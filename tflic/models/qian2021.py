@@ -13,17 +13,22 @@ estimate is combined with theirs as a product of Gaussian experts
 three stages' rates: `stage_weights` for `warmup_steps`, then
 `final_stage_weights`. `reference=False` (no stage 2) and
 `normalization="gdn"` give the paper's ablations.
+
+Coding runs every stage on integers (`freeze`): the three stage networks,
+the masked convolutions and h_s as integer networks, the search, S, U and the
+combination with `global_reference.IntegerReference`.
 """
 
 import tensorflow as tf
 
+from tflic.entropy import autoregressive
+from tflic.entropy import entropy_parameters as ep
 from tflic.entropy import global_reference as gr
+from tflic.entropy import integer_gaussian as ig
 from tflic.entropy import mixture
-from tflic.entropy.autoregressive import neighbour_slots
 from tflic.layers.masked_conv import MaskedConv2D, causal_offsets
-from tflic.models.context_model import (ContextModel, bits, dense_layers,
-                                        entropy_parameters, quantize,
-                                        run_dense, scale)
+from tflic.models.context_model import (ContextModel, bits,
+                                        entropy_parameters, quantize, scale)
 from tflic.models.hyperprior import transforms
 
 
@@ -48,8 +53,10 @@ class Qian2021(ContextModel):
                stage_weights=(.3, .3, .4), final_stage_weights=(.1, .1, .8),
                lmbda=0.01, distortion="mse", **kwargs):
     m = latent_channels
-    super().__init__(m, hyper_channels, 2 * m, lmbda=lmbda,
-                     distortion=distortion, **kwargs)
+    super().__init__(
+        transforms(num_filters, m, hyper_channels, 2 * m,
+                   gsdn=normalization == "gsdn"),
+        m, hyper_channels, 2 * m, lmbda=lmbda, distortion=distortion, **kwargs)
     if normalization not in ("gsdn", "gdn"):
       raise ValueError(f"normalization must be 'gsdn' or 'gdn', not "
                        f"{normalization!r}")
@@ -69,9 +76,6 @@ class Qian2021(ContextModel):
     for weights in (self.stage_weights, self.final_stage_weights):
       if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"stage weights must be 3 numbers >= 0: {weights}")
-    (self.analysis, self.synthesis, self.hyper_analysis,
-     self.hyper_synthesis) = transforms(num_filters, m, hyper_channels, 2 * m,
-                                        gsdn=normalization == "gsdn")
     # Stage 1 is ContextModel's `entropy_parameters`, on the context alone.
     if self.reference:
       self.reference_model = MaskedConv2D(2 * m, k, "B", name="reference_model")
@@ -82,8 +86,9 @@ class Qian2021(ContextModel):
     self.search_offsets = causal_offsets(k, k, "A")
     self.relevant_offsets = causal_offsets(k, k, "B")
 
-  def distribution(self, params):
-    return _gaussian(*_expert(params))
+  def split_parameters(self, params):
+    mean, log_scale = tf.split(params, 2, axis=-1)
+    return None, mean[..., None], log_scale[..., None]
 
   # -- the three stages, in parallel (training, estimates) ------------------------
   def stages(self, y_hat, hyper):
@@ -158,73 +163,136 @@ class Qian2021(ContextModel):
     result = [tf.reduce_sum(bits(y_hat, *_gaussian(*e))) for e in estimates]
     return result if self.reference else [result[0], None, result[1]]
 
-  # -- the serial coder -----------------------------------------------------------
-  def _coding_functions(self, height, width):
-    """`stages` at one position, for `raster_scan`. Per row: the context of
-    the rows above and the hyper features' part of stage 3. Per position:
-    the left neighbours, stage 1, the incremental search against the kept
-    normalized patches, stage 2, stage 3. After ŷ_p is decoded, its
-    confidence under stage 1 is kept for later positions' U."""
+  # -- coding: the stages on integers ------------------------------------------
+  def freeze(self, calibration):
+    """Converts h_s, the context and reference convolutions and the three
+    stage networks to integer networks, calibrated on `calibration`."""
+    self.hyper_prior.freeze()
     m = self.latent_channels
-    context_above, left_kernel = self._context_kernels()
-    stage1 = dense_layers(self.entropy_parameters.layers)
-    first, *rest = self.hyper_parameters.layers
-    first_kernel = tf.reshape(first.kernel, first.kernel.shape[2:])
-    own_kernel, hyper_kernel = tf.split(first_kernel, [-1, 2 * m], 0)
-    stage3 = dense_layers(rest)
-
-    def rows(above, hyper):
-      return tf.concat([context_above(above),
-                        tf.matmul(hyper, hyper_kernel) + first.bias], -1)
-
+    y_hats, z_hats = [], []
+    for x in calibration:
+      y = self.analysis(x)
+      y_hats.append(quantize(y))
+      z_hats.append(self.hyper_prior.coder.quantize(self.hyper_analysis(y)))
+    path = self.parameter_path
+    hyper_scale, hyper_max, hypers = path.freeze_hyper(
+        z_hats, self.hyper_prior.offset)
+    context_scale, context_max, contexts = path.freeze_context(y_hats)
+    head = ep.head(["mean"] * m + ["fine_log_scale"] * m)
+    parts = [(2 * m, context_scale, context_max)]
+    inputs = [contexts]
+    self.integer_stages = [ep.convert_chain(
+        self.entropy_parameters.layers, contexts, context_scale, context_max,
+        head)[0]]
     if self.reference:
-      stage2 = dense_layers(self.reference_parameters.layers)
-      relevant_kernel = self.reference_model.offset_kernel()
-      search_slots = neighbour_slots(height, width, self.search_offsets)
+      self.integer_reference_model, relevant_scale, relevant_max, _ = (
+          ep.convert_chain([self.reference_model], y_hats, 1., ep.Y_MAX))
+      relevants = [self.reference_features(
+          y_hat, *_expert(self.entropy_parameters(context)))[0]
+                   for y_hat, context in zip(y_hats, contexts)]
+      parts.append((2 * m, relevant_scale, relevant_max))
+      inputs.append(relevants)
+      self.integer_stages.append(ep.convert_chain(
+          self.reference_parameters.layers,
+          [tf.concat(t, -1) for t in zip(*inputs)],
+          *ep.concatenated(*parts), head)[0])
+    parts.append((hypers[0].shape[-1], hyper_scale, hyper_max))
+    inputs.append(hypers)
+    self.integer_stages.append(ep.convert_chain(
+        self.hyper_parameters.layers, [tf.concat(t, -1) for t in zip(*inputs)],
+        *ep.concatenated(*parts), head)[0])
+    self.integer_reference = gr.IntegerReference(ep.FINE_BITS)
+    self.coder = ig.GaussianTable()
+
+  def _scan(self, handle, z_hat, y_symbols=None):
+    hyper = self.parameter_path.hyper(self.hyper_prior.symbols(z_hat))[0]
+    height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
+    scan = self._serial(hyper, height, width)
+    return autoregressive.raster_scan(scan, self.coder, handle, height, width,
+                                      y_symbols)
+
+  def _serial(self, hyper, height, width):
+    """`stages` at one position on integers, for `raster_scan`. Per row: the
+    context of the rows above and the hyper features' share of stage 3's
+    first layer. Per position: the left neighbours, stage 1, the incremental
+    search against the kept patches, stage 2, stage 3. After ŷ_p is decoded,
+    its patch and its confidence under stage 1 are kept for later
+    positions."""
+    m = self.latent_channels
+    causal = self.parameter_path.causal
+    reference = self.integer_reference
+    constants, buffers = causal.start(height, width)
+    last = self.integer_stages[-1][0]
+    hyper = last.accumulate(hyper[None], (last.kernel.shape[2] - 2 * m,
+                                          last.kernel.shape[2]))[0]
+    count = height * width
+    if self.reference:
+      search_slots = autoregressive.neighbour_slots(height, width,
+                                                    self.search_offsets)
       # Row 0: no reference (all slots 0, zeros); row j + 1: position j.
       relevant_slots = tf.concat([
           tf.zeros([1, len(self.relevant_offsets)], tf.int32),
-          neighbour_slots(height, width, self.relevant_offsets)], 0)
-      count = height * width
-      state = (tf.TensorArray(tf.float32, size=count, clear_after_read=False,
-                              element_shape=[len(self.search_offsets) * m]),
-               tf.TensorArray(tf.float32, size=count + 1, element_shape=[],
-                              clear_after_read=False).write(0, 0.))
+          autoregressive.neighbour_slots(height, width, self.relevant_offsets)],
+                                 0)
+      relevant_kernel = self.integer_reference_model[0].matrix(
+          self.relevant_offsets)
+      size = len(self.search_offsets) * m
+      state = (buffers,
+               tf.TensorArray(tf.int32, size=count, element_shape=[size],
+                              clear_after_read=False),
+               tf.TensorArray(tf.int64, size=count, element_shape=[],
+                              clear_after_read=False),
+               tf.TensorArray(tf.int64, size=count + 1, element_shape=[],
+                              clear_after_read=False).write(0, 0))
     else:
-      state = ()
+      state = (buffers,)
 
-    def step(left, feature, p, buffer, state):
-      context = feature[None, :2 * m] + tf.matmul(left[None], left_kernel)
-      estimate = _expert(run_dense(stage1, context))
-      stage1_estimate, inputs = estimate, [context]
+    def split(h):
+      mean, fine = tf.split(h[0], 2)
+      return mean, fine
+
+    def row(y, state):
+      return causal.row(y, constants, state[0]), hyper[y]
+
+    def step(y, x, row, state):
+      p = y * width + x
+      accumulators, hyper_row = row
+      context, buffers = causal.step(p, x, accumulators, constants, state[0])
+      stage1 = split(ep.dense_chain(self.integer_stages[0], [context]))
+      estimate, inputs = stage1, [context]
       if self.reference:
-        patches, confidence = state
-        patch = gr.normalize(tf.reshape(buffer.gather(search_slots[p]), [-1]))
+        _, patches, norms, confidence = state
+        patch, norm = reference.patch(buffers[0].gather(search_slots[p]))
         start = (tf.maximum(0, (p // width - self.search_rows) * width)
                  if self.search_rows else 0)
-        index, s, valid = gr.search_step(
-            patches.gather(tf.range(start, p)), patch, start)
+        earlier = tf.range(start, p)
+        index, s2, valid = reference.search_step(
+            patches.gather(earlier), norms.gather(earlier), patch, norm, start)
         slot = tf.where(valid, index + 1, 0)
-        relevant = tf.matmul(
-            tf.reshape(buffer.gather(relevant_slots[slot]), [1, -1]),
-            relevant_kernel) + self.reference_model.bias
-        reliability = gr.reliability(s, confidence.read(slot))
-        mean, log_precision = _expert(
-            run_dense(stage2, tf.concat([context, relevant], -1)))
-        estimate = gr.combine(*estimate, mean, log_precision + reliability)
+        relevant = self.integer_reference_model[0].requantize(tf.matmul(
+            tf.reshape(buffers[0].gather(relevant_slots[slot]), [1, -1]),
+            relevant_kernel) + self.integer_reference_model[0].bias)
+        mean, fine = split(ep.dense_chain(self.integer_stages[1],
+                                          [context, relevant]))
+        fine += reference.reliability(s2, confidence.read(slot))
+        estimate = reference.combine(*estimate, mean, fine)
         inputs.append(relevant)
-      h = first.activation(tf.matmul(tf.concat(inputs, -1), own_kernel) +
-                           feature[None, 2 * m:])
-      estimate = gr.combine(*estimate, *_expert(run_dense(stage3, h)))
+      estimate = reference.combine(*estimate, *split(ep.dense_chain(
+          self.integer_stages[-1], inputs, hyper_row[x][None])))
 
       def finish(value):
+        ys = [buffers[0].write(p + 1, value)] + buffers[1:]
         if not self.reference:
-          return state
-        p_hat = mixture.likelihood(value[None], *_gaussian(*stage1_estimate))
-        return (patches.write(p, patch),
-                confidence.write(p + 1, tf.reduce_mean(p_hat)))
-      return _gaussian(estimate[0][0], estimate[1][0]), finish
-    return rows, step, state
+          return (ys,)
+        u = reference.confidence(value, stage1[0],
+                                 reference.scale_index(stage1[1]))
+        return (ys, patches.write(p, patch), norms.write(p, norm),
+                confidence.write(p + 1, u))
+      return (estimate[0], reference.scale_index(estimate[1])), finish
+
+    def decoded(state):
+      return tf.reshape(state[0][0].stack()[1:], [height, width, -1])
+    return autoregressive.Scan(state, row, step, decoded)
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

@@ -1,0 +1,143 @@
+"""Integer networks: conversion follows the float layers closely, computes
+exactly what an int64 NumPy reference computes, refuses layers that could
+overflow; the entropy-parameter path's serial and parallel integer forms
+agree bit for bit (also with a multi-layer causal context)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic.entropy import autoregressive
+from tflic.entropy.entropy_parameters import EntropyParameters
+from tflic.layers import integer
+from tflic.layers.masked_conv import MaskedConv2D
+from tflic.layers.subpixel import SubPixelConv2D
+from tflic.models.hyperprior import split_gaussian
+
+RNG = np.random.default_rng(0)
+
+
+def _layers():
+  return [
+      tf.keras.layers.Conv2D(12, 3, padding="same", activation=tf.nn.leaky_relu),
+      tf.keras.layers.Conv2D(12, 5, 2, padding="same", activation="relu"),
+      tf.keras.layers.Conv2DTranspose(12, 5, 2, padding="same",
+                                      activation="relu"),
+      SubPixelConv2D(6, 3, 2, activation=tf.nn.leaky_relu),
+      MaskedConv2D(12, 5, "A"),
+      tf.keras.layers.Conv2D(12, 1),
+  ]
+
+
+def _reference(layer, x):
+  """The integer layer in NumPy int64: direct convolution sums."""
+  kernel = layer.kernel.numpy().astype(np.int64)
+  if layer.kind == "deconv":
+    return None
+  kh, kw = kernel.shape[:2]
+  s = layer.strides
+  height, width = -(-x.shape[1] // s), -(-x.shape[2] // s)
+  pad_h = max((height - 1) * s + kh - x.shape[1], 0)
+  pad_w = max((width - 1) * s + kw - x.shape[2], 0)
+  padded = np.pad(x.astype(np.int64), [(0, 0), (pad_h // 2, pad_h - pad_h // 2),
+                                       (pad_w // 2, pad_w - pad_w // 2), (0, 0)])
+  acc = np.zeros((x.shape[0], height, width, kernel.shape[3]), np.int64)
+  for i in range(kh):
+    for j in range(kw):
+      acc += np.einsum("bhwc,cd->bhwd",
+                       padded[:, i:i + s * height:s, j:j + s * width:s],
+                       kernel[i, j])
+  acc += layer.bias.numpy()
+  multiplier = layer.multiplier.numpy()
+  if layer.negative_multiplier is not None:
+    multiplier = np.where(acc < 0, layer.negative_multiplier.numpy(), multiplier)
+  y = (acc * multiplier + layer.rounding.numpy()) >> layer.shift.numpy()
+  y = np.clip(y, layer.low.numpy(), layer.high.numpy())
+  if layer.block > 1:
+    y = tf.nn.depth_to_space(y, layer.block).numpy()
+  return y
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_conversion_follows_the_float_layer_and_is_exact(index):
+  layer = _layers()[index]
+  x = RNG.normal(size=(2, 12, 10, 8)).astype(np.float32)
+  layer(x)
+  for weight in layer.weights:  # biases too
+    weight.assign(RNG.normal(size=weight.shape) * .3)
+  y = layer(x).numpy()
+  x_int = np.clip(np.round(x * 256), -2047, 2047).astype(np.int32)
+  scale = integer.hidden_scale(y)
+  converted = integer.convert(layer, 1 / 256, 2047, scale)
+  y_int = converted(tf.constant(x_int)).numpy()
+  assert y_int.dtype == np.int32
+  # Rounding the input, weights and output: errors of a few output units.
+  error = np.abs(y_int * scale - layer(x_int / 256.).numpy()).max()
+  assert error <= 2 * scale.max(), (error, scale.max())
+  reference = _reference(converted, x_int)
+  if reference is not None:
+    np.testing.assert_array_equal(y_int, reference)
+
+
+def test_a_layer_that_could_overflow_is_refused():
+  wide = tf.keras.layers.Conv2D(2, 1)
+  wide.build([None, None, None, 80000])
+  wide.kernel.assign(tf.ones_like(wide.kernel))
+  with pytest.raises(ValueError, match="fan-in too large|8 bits"):
+    integer.convert(wide, 1., 2047, 1.)
+  # Hand-made integer weights are checked too.
+  with pytest.raises(ValueError, match="exceeds the exact integer range"):
+    integer.check_bound(np.full((1, 1, 4, 1), 2 ** 19), [0], [2047] * 4)
+  integer.check_bound(np.full((1, 1, 4, 1), 2 ** 16), [0], [2047] * 4)
+
+
+def test_unknown_activation_is_refused():
+  layer = tf.keras.layers.Conv2D(2, 1, activation="tanh")
+  layer.build([None, None, None, 3])
+  with pytest.raises(ValueError, match="tanh"):
+    integer.convert(layer, 1., 10, 1.)
+
+
+def _split(params):
+  return split_gaussian(params)
+
+
+def test_serial_and_parallel_parameters_agree_with_a_two_layer_context():
+  m = 4
+  hyper_synthesis = tf.keras.Sequential([
+      tf.keras.layers.Conv2DTranspose(6, 3, 2, padding="same",
+                                      activation="relu"),
+      tf.keras.layers.Conv2D(2 * m, 3, padding="same")])
+  context = [MaskedConv2D(6, 5, "A", activation=tf.nn.leaky_relu),
+             MaskedConv2D(8, 3, "B")]
+  network = tf.keras.Sequential([
+      tf.keras.layers.Conv2D(10, 1, activation=tf.nn.leaky_relu),
+      tf.keras.layers.Conv2D(2 * m, 1)])
+  path = EntropyParameters(hyper_synthesis, context, network, _split)
+  y_hat = tf.constant(RNG.integers(-5, 6, (1, 6, 8, m)), tf.float32)
+  z_hat = tf.constant(np.round(RNG.normal(size=(1, 3, 4, 3)) * 3), tf.float32)
+  path(z_hat, y_hat)
+  path.freeze([y_hat], [z_hat], np.zeros(3))
+  z_symbols = tf.cast(tf.round(z_hat), tf.int32)
+  hyper = path.hyper(z_symbols)
+  y_symbols = tf.cast(y_hat, tf.int32)
+  means, scales = path.distribution(path.parallel(y_symbols, hyper))
+
+  class Recorder:
+    """A coder that only records the parameters of each position."""
+
+    def encode(self, handle, values, mean, scale):
+      return handle.write(handle.size(), tf.concat([mean, scale], 0))
+
+  scan = path.serial(hyper[0])
+  handle = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+  handle, decoded = autoregressive.raster_scan(scan, Recorder(), handle, 6, 8,
+                                               y_symbols[0])
+  serial = tf.reshape(handle.stack(), [6, 8, 2 * m]).numpy()
+  np.testing.assert_array_equal(decoded, y_symbols[0])
+  np.testing.assert_array_equal(serial[..., :m], means[0])
+  np.testing.assert_array_equal(serial[..., m:], scales[0])
+  # And the integer parameters follow the float ones.
+  _, float_means, _ = _split(path(z_hat, y_hat))
+  np.testing.assert_allclose(means.numpy() / 64., float_means[..., 0],
+                             atol=.05)

@@ -1,0 +1,137 @@
+"""Portable files: every registered model's SavedModel encodes in a fresh
+process under one TensorFlow configuration and decodes in another (oneDNN on
+or off, 1 or 4 intra-op threads), on a photo and on noise. Every file decodes
+to the latents its encoder coded (the decoder's latent check passes); the
+images differ at most by the float synthesis, and the largest difference is
+printed. One pair of configurations in the fast suite, the matrix in the slow
+one."""
+
+import itertools
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tflic import codec as codec_lib
+from tflic import data
+from tflic import export
+from tflic import images
+from tflic import models
+from tflic import train
+from tests.conftest import run
+
+CONFIGS = {
+    "defaults": {},
+    "onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "threads_1": {"TFLIC_TEST_THREADS": "1"},
+    "threads_4": {"TFLIC_TEST_THREADS": "4"},
+}
+
+# Runs in a fresh process: no tflic import, only TF + TFC.
+_PROCESS = """
+import glob, json, os, sys
+import numpy as np
+import tensorflow as tf
+threads = int(os.environ.get("TFLIC_TEST_THREADS", "0"))
+if threads:
+  tf.config.threading.set_intra_op_parallelism_threads(threads)
+import tensorflow_compression
+assert "tflic" not in sys.modules
+mode, exports, work, config = sys.argv[1:]
+exports = json.loads(exports)
+for name, path in exports.items():
+  model = tf.saved_model.load(path)
+  if mode == "encode":
+    for image in sorted(glob.glob(os.path.join(work, "*.npy"))):
+      data = model.signatures["encode"](image=tf.constant(np.load(image)))
+      stem = os.path.basename(image)[:-4]
+      with open(os.path.join(work, f"{name}.{stem}.{config}.tfl"), "wb") as f:
+        f.write(data["bitstream_bytes"].numpy())
+  else:
+    for path in sorted(glob.glob(os.path.join(work, f"{name}.*.tfl"))):
+      with open(path, "rb") as f:
+        data = f.read()
+      try:
+        image = model.signatures["decode"](bitstream_bytes=tf.constant(data))
+        np.save(f"{path}.{config}.npy", image["image"].numpy())
+      except tf.errors.InvalidArgumentError as e:
+        open(f"{path}.{config}.error", "w").write(e.message)
+"""
+
+
+def _run(mode, config, exports, work):
+  result = run(["-c", _PROCESS, mode, json.dumps(exports), work, config],
+               env=CONFIGS[config])
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory, trained_dir, joint_dir, cheng_dir, qian_dir):
+  """A SavedModel of every registered model (briefly trained where a
+  fixture trains one)."""
+  root = tmp_path_factory.mktemp("portable")
+  runs = dict(hyperprior=trained_dir, joint=joint_dir, cheng2020=cheng_dir,
+              qian2021=qian_dir)
+  assert set(runs) | {"factorized"} == set(models.names())
+  result = {}
+  for name in models.names():
+    model = (train.load(runs[name]) if name in runs else
+             train.build(name, dict(num_filters=16)))
+    result[name] = export.export(model, str(root / name / "1"), name=name)
+  return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+  """A photo crop and a noise image."""
+  path = tmp_path_factory.mktemp("images")
+  photo = images.read_image(data.samples_holdout())[0][100:196, 200:328]
+  noise = np.random.default_rng(0).integers(0, 256, (64, 80, 3), np.uint8)
+  np.save(path / "photo.npy", photo)
+  np.save(path / "noise.npy", noise)
+  return str(path)
+
+
+def _check(exports, work, encoders, decoders):
+  """Every file of `encoders` decodes under every one of `decoders`; returns
+  the largest pixel difference between decoders of the same file."""
+  largest = {}
+  for name, encoder in itertools.product(exports, encoders):
+    for stem in ("photo", "noise"):
+      path = os.path.join(work, f"{name}.{stem}.{encoder}.tfl")
+      decoded = []
+      for decoder in decoders:
+        error = f"{path}.{decoder}.error"
+        assert not os.path.exists(error), (name, encoder, decoder,
+                                           open(error).read())
+        decoded.append(np.load(f"{path}.{decoder}.npy").astype(int))
+      original = np.load(os.path.join(work, f"{stem}.npy"))
+      assert decoded[0].shape == original.shape
+      difference = max(int(np.abs(d - decoded[0]).max()) for d in decoded)
+      largest[name] = max(largest.get(name, 0), difference)
+  print("largest pixel difference between decoders (float synthesis):",
+        largest)
+  return largest
+
+
+def test_encode_with_defaults_decode_without_onednn(exports, work):
+  _run("encode", "defaults", exports, work)
+  _run("decode", "onednn_off", exports, work)
+  _run("decode", "threads_1", exports, work)
+  largest = _check(exports, work, ["defaults"], ["onednn_off", "threads_1"])
+  assert max(largest.values()) <= 2, largest
+  # The library (this process) decodes the same files to the same latents.
+  library = codec_lib.SavedCodec(exports["joint"])
+  library.decode(open(os.path.join(work, "joint.photo.defaults.tfl"),
+                      "rb").read())
+
+
+@pytest.mark.slow
+def test_configuration_matrix(exports, work):
+  for config in CONFIGS:
+    _run("encode", config, exports, work)
+  for config in CONFIGS:
+    _run("decode", config, exports, work)
+  largest = _check(exports, work, list(CONFIGS), list(CONFIGS))
+  assert max(largest.values()) <= 2, largest

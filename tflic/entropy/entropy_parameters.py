@@ -1,0 +1,301 @@
+"""The entropy-parameter path of the hyperprior and context models (Minnen,
+Ballé and Toderici 2018, Fig. 4; Cheng et al. 2020, Fig. 2): hyper features
+ψ = h_s(ẑ), a causal context φ from ŷ (masked convolutions, raster order),
+and a pointwise network on [φ, ψ] that gives each element's distribution
+parameters (without context and network, h_s gives them: the hyperprior).
+
+One object, three forms made from the same layers:
+- float (`call`): what training differentiates;
+- integer, in parallel (`hyper`, `parallel`): after `freeze`, every layer is
+  an integer network (`layers.integer`), calibrated on latents of real
+  images; the parameters come out as integers (means in units of
+  2^−MEAN_BITS, scale indices, mixture logits) and select coder rows by
+  integer arithmetic only, so every machine codes with the same rows;
+- integer, serial (`start`/`row`/`step`/`decoded` for
+  `autoregressive.raster_scan`): the same integers, position by position.
+  The rows-above part of each masked convolution and the ψ part of the first
+  network layer are computed for a whole row (or image) at once; per position
+  only the left neighbours and the small 1×1 layers remain. Being exact
+  integer arithmetic, the serial and parallel forms agree bit for bit.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tflic.entropy import autoregressive
+from tflic.entropy import bisection
+from tflic.entropy import integer_gaussian as ig
+from tflic.entropy import mixture
+from tflic.layers import integer
+
+Y_MAX = max(-mixture.LOW, mixture.HIGH)  # |ŷ| for context inputs
+FINE_BITS = 4  # "fine_log_scale": log σ in 2^−4 of a scale-grid step
+_HEAD = {  # kind: (unit, offset, low, high) of the integer output
+    "logit": (bisection.LOGIT_STEP, 0., -(1 << 16), 1 << 16),
+    "mean": (2. ** -ig.MEAN_BITS, 0., -(1 << 16), 1 << 16),
+    "log_scale": (ig.scale_step(), math.log(ig.SCALE_MIN), 0,
+                  ig.NUM_SCALES - 1),
+    "fine_log_scale": (ig.scale_step() / (1 << FINE_BITS),
+                       math.log(ig.SCALE_MIN), -(1 << 20), 1 << 20),
+}
+
+
+def head(kinds):
+  """`integer.convert` arguments of a last layer whose output channels are
+  of these kinds: means in units of 2^−MEAN_BITS, scale-grid indices (or
+  1/16 of them), mixture logits in LOGIT_STEP."""
+  spec = np.array([_HEAD[k] for k in kinds], np.float64)
+  return dict(output_scale=spec[:, 0], output_offset=spec[:, 1],
+              low=spec[:, 2], high=spec[:, 3])
+
+
+def _max_abs(tensors):
+  """Per-channel largest magnitude over a list of tensors [..., C]."""
+  return np.max([np.abs(t.numpy()).reshape(-1, t.shape[-1]).max(0)
+                 for t in tensors], 0)
+
+
+def convert_chain(layers, inputs, input_scale, input_max, head_spec=None):
+  """Converts `layers` (applied in sequence) to integer layers, calibrated
+  on the float `inputs` (a list of tensors). Hidden outputs get
+  `integer.hidden_scale`s; `head_spec` (see `head`) fixes the last layer's.
+  Returns (integer layers, output scale, output max, float outputs)."""
+  converted = []
+  for i, layer in enumerate(layers):
+    outputs = [layer(x) for x in inputs]
+    if i == len(layers) - 1 and head_spec is not None:
+      spec = head_spec
+      limit = np.maximum(np.abs(spec["low"]), np.abs(spec["high"]))
+    else:
+      spec = dict(output_scale=integer.hidden_scale(_max_abs(outputs)[None]))
+      limit = integer.activation_max()
+    converted.append(integer.convert(layer, input_scale, input_max, **spec))
+    input_scale, input_max, inputs = spec["output_scale"], limit, outputs
+  return converted, input_scale, input_max, inputs
+
+
+def concatenated(*parts):
+  """(scale, max) per channel of a concatenation of parts, each given as
+  (channels, scale, max) with scalars or per-channel arrays."""
+  scales = [np.broadcast_to(np.asarray(s, np.float64), [c]) for c, s, _ in parts]
+  limits = [np.broadcast_to(np.asarray(m, np.float64), [c]) for c, _, m in parts]
+  return np.concatenate(scales), np.concatenate(limits)
+
+
+def dense_chain(layers, parts, accumulator=None):
+  """1×1 integer layers at one position: the first on the concatenation of
+  `parts` ([1, C_i] int32 each) and of inputs whose share of the
+  accumulator, with the bias, is `accumulator` (default: just the bias);
+  the others in sequence."""
+  first, *rest = layers
+  start, acc = 0, first.bias if accumulator is None else accumulator
+  for part in parts:
+    stop = start + part.shape[-1]
+    acc = acc + tf.matmul(part, first.matrix(channels=(start, stop)))
+    start = stop
+  h = first.requantize(acc)
+  for layer in rest:
+    h = layer.requantize(tf.matmul(h, layer.matrix()) + layer.bias)
+  return h
+
+
+class CausalContext:
+  """Masked convolutions on ŷ (the first type A, each next on the previous
+  one's output), float and integer, and their serial form: a buffer per
+  input (ŷ first); per row, each layer's accumulators from the rows above
+  (with the bias); per position the left neighbours (and the centre for
+  type B)."""
+
+  def __init__(self, layers, integer_layers):
+    self.layers, self.integer_layers = layers, integer_layers
+
+  @property
+  def channels(self):
+    return self.integer_layers[-1].output_channels
+
+  def parallel(self, y_symbols):
+    for layer in self.integer_layers:
+      y_symbols = layer(y_symbols)
+    return y_symbols
+
+  def start(self, height, width):
+    """(constants, buffers) for `row` and `step`."""
+    masks, buffers = [], []
+    for layer in self.layers:
+      above, left, centre = autoregressive.split_offsets(layer.offsets())
+      masks.append((above, left, centre,
+                    tf.reshape(autoregressive.neighbour_slots(
+                        height, width, above), [height, -1]),
+                    autoregressive.neighbour_slots(height, width, left)))
+      buffers.append(autoregressive.buffer(height * width,
+                                           layer.kernel.shape[2]))
+    return (masks, width), buffers
+
+  def row(self, y, constants, buffers):
+    masks, width = constants
+    accumulators = []
+    for layer, (above, _, _, above_slots, _), values in zip(
+        self.integer_layers, masks, buffers):
+      gathered = tf.reshape(values.gather(above_slots[y]), [width, -1])
+      accumulators.append(tf.matmul(gathered, layer.matrix(above)) +
+                          layer.bias)
+    return accumulators
+
+  def step(self, p, x, accumulators, constants, buffers):
+    """→ (the context at p [1, C] int32, buffers with the intermediate
+    outputs at p written)."""
+    masks, _ = constants
+    buffers = list(buffers)
+    context = None
+    for i, (layer, (_, left, centre, _, left_slots), acc) in enumerate(
+        zip(self.integer_layers, masks, accumulators)):
+      acc = acc[x][None] + tf.matmul(
+          tf.reshape(buffers[i].gather(left_slots[p]), [1, -1]),
+          layer.matrix(left))
+      if centre:
+        acc += tf.matmul(context, layer.matrix([(0, 0)]))
+      context = layer.requantize(acc)
+      if i + 1 < len(buffers):
+        buffers[i + 1] = buffers[i + 1].write(p + 1, context[0])
+    return context, buffers
+
+
+class EntropyParameters(tf.keras.layers.Layer):
+  """hyper_synthesis: ẑ → ψ (a Sequential of convolutions); context: masked
+  convolutions, the first (type A) on ŷ, each next one on the previous
+  one's output; network: a Sequential of 1×1 convolutions on [φ, ψ] (φ: the
+  last context output); split(params) → (logits or None, means, log σ), each
+  [..., C, K], of the mixture (K = 1: a Gaussian) the parameters stand for."""
+
+  def __init__(self, hyper_synthesis, context=(), network=None, split=None,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.hyper_synthesis = hyper_synthesis
+    self.context = list(context)
+    self.network = network
+    self.split = split
+
+  def call(self, z_hat, y_hat=None):
+    """Float parameters [B, H, W, P] from ẑ and ŷ (training)."""
+    hyper = self.hyper_synthesis(z_hat)
+    if not self.context:
+      return hyper
+    context = y_hat
+    for layer in self.context:
+      context = layer(context)
+    return self.network(tf.concat([context, hyper], -1))
+
+  # -- conversion -------------------------------------------------------------
+  def kinds(self, parameters):
+    """The kind of each of the `parameters` output channels, from `split`."""
+    logits, means, log_scales = self.split(tf.range(parameters)[None])
+    kinds = np.empty(parameters, object)
+    for kind, index in (("logit", logits), ("mean", means),
+                        ("log_scale", log_scales)):
+      if index is not None:
+        kinds[index.numpy().reshape(-1)] = kind
+    return kinds
+
+  def freeze_hyper(self, z_hats, z_offset, head_spec=None):
+    """Converts h_s, calibrated on a list of ẑ; z_offset [C_z]: ẑ's
+    quantization offset (ẑ = integer + offset). Returns (ψ scale, ψ max,
+    float ψ)."""
+    z_scale = integer.power_of_two_scale(_max_abs(z_hats)[None])
+    self.z_multiplier = tf.Variable(int(round(1 / z_scale)), dtype=tf.int32,
+                                    trainable=False, name="z_multiplier")
+    self.z_offset = tf.Variable(np.round(np.asarray(z_offset) / z_scale),
+                                dtype=tf.int32, trainable=False,
+                                name="z_offset")
+    self.integer_hyper, scale, limit, hypers = convert_chain(
+        self.hyper_synthesis.layers, z_hats, z_scale,
+        integer.activation_max(), head_spec)
+    return scale, limit, hypers
+
+  def freeze_context(self, y_hats):
+    """Converts the masked convolutions, calibrated on a list of ŷ. Returns
+    (φ scale, φ max, float φ)."""
+    integer_layers, scale, limit, contexts = convert_chain(
+        self.context, y_hats, 1., Y_MAX)
+    self.integer_context = integer_layers
+    self.causal = CausalContext(self.context, integer_layers)
+    return scale, limit, contexts
+
+  def freeze(self, y_hats, z_hats, z_offset):
+    """Converts the path to integers, calibrated on lists of ŷ and ẑ of real
+    images (see `freeze_hyper`)."""
+    if not self.context:
+      self.freeze_hyper(z_hats, z_offset, head(self.kinds(
+          self.hyper_synthesis.layers[-1].filters)))
+      return
+    hyper_scale, hyper_max, hypers = self.freeze_hyper(z_hats, z_offset)
+    scale, limit, contexts = self.freeze_context(y_hats)
+    self.integer_network, *_ = convert_chain(
+        self.network.layers,
+        [tf.concat(pair, -1) for pair in zip(contexts, hypers)],
+        *concatenated((contexts[0].shape[-1], scale, limit),
+                      (hypers[0].shape[-1], hyper_scale, hyper_max)),
+        head(self.kinds(self.network.layers[-1].filters)))
+
+  # -- integer form, in parallel ----------------------------------------------
+  def hyper(self, z_symbols):
+    """ψ (integers) from ẑ's integer symbols [B, h, w, C_z] (int32)."""
+    limit = integer.activation_max()
+    x = tf.clip_by_value(z_symbols * self.z_multiplier + self.z_offset,
+                         -limit, limit)
+    for layer in self.integer_hyper:
+      x = layer(x)
+    return x
+
+  def parallel(self, y_symbols, hyper):
+    """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once."""
+    if not self.context:
+      return hyper
+    context = self.causal.parallel(y_symbols)
+    first, *rest = self.integer_network
+    c = self.causal.channels
+    x = first.requantize(
+        first.accumulate(context, (0, c), bias=False) +
+        first.accumulate(hyper, (c, first.kernel.shape[2])))
+    for layer in rest:
+      x = layer(x)
+    return x
+
+  def distribution(self, params):
+    """Integer parameters → what the coder takes: (means, scales) for K = 1
+    (`GaussianTable`), else (logits, means, scales) [..., C, K]
+    (`BisectionCoder`)."""
+    logits, means, log_scales = self.split(params)
+    if logits is None:
+      return means[..., 0], log_scales[..., 0]
+    return logits, means, log_scales
+
+  # -- integer form, serial (autoregressive.raster_scan) ----------------------
+  def serial(self, hyper):
+    """The `autoregressive.Scan` of the parameters given ψ [h, w, ·]
+    (integers): the causal context position by position, ψ's part of the
+    first network layer computed for the whole image."""
+    height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
+    constants, buffers = self.causal.start(height, width)
+    first = self.integer_network[0]
+    hyper = first.accumulate(hyper[None], (self.causal.channels,
+                                           first.kernel.shape[2]))[0]
+
+    def row(y, buffers):
+      return self.causal.row(y, constants, buffers), hyper[y]
+
+    def step(y, x, row, buffers):
+      p = y * width + x
+      accumulators, hyper_row = row
+      context, buffers = self.causal.step(p, x, accumulators, constants,
+                                          buffers)
+      h = dense_chain(self.integer_network, [context], hyper_row[x][None])
+
+      def finish(value):
+        return [buffers[0].write(p + 1, value)] + buffers[1:]
+      return self.distribution(h[0]), finish
+
+    def decoded(buffers):
+      return tf.reshape(buffers[0].stack()[1:], [height, width, -1])
+    return autoregressive.Scan(buffers, row, step, decoded)

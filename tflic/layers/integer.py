@@ -1,0 +1,250 @@
+"""Integer networks: Ballé, Johnston and Minnen 2019, "Integer networks for
+data compression with latent-variable models" (§2, eq. 3–4), with
+per-output-channel weight scales and fixed-point requantization as in He et
+al. 2022, "Post-training quantization for cross-platform learned image
+compression".
+
+A trained float convolution (Conv2D, Conv2DTranspose, MaskedConv2D,
+SubPixelConv2D, 1×1) is converted to one whose inputs, weights, biases and
+outputs are integers:
+
+  A_c = Σ W_{tap,i,c} X_{tap,i} + B_c                   (int32, exact)
+  Y_c = clip((A_c · M_c + 2^(k_c − 1)) >> k_c, L_c, H_c)   (int64, exact)
+
+with M_c the fixed-point multiplier of the channel (a leaky ReLU of slope α
+has a second one, α·M_c, for A_c < 0; ReLU clips at L_c = 0). Every
+operation is on integers, so the result is the same bits on every machine,
+thread count, oneDNN setting and device. The one condition is that no
+accumulator overflows: conversion chooses each channel's weight scale so that
+Σ|W|·max|X| + |B| < 2^31, and refuses a layer that cannot keep
+`MIN_WEIGHT_BITS` of weight precision under that bound.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tflic.layers.masked_conv import MaskedConv2D
+from tflic.layers.subpixel import SubPixelConv2D
+
+ACCUMULATOR_LIMIT = 2 ** 31 - 1  # int32 accumulators
+ACTIVATION_BITS = 12  # hidden activations in [−2047, 2047]
+WEIGHT_BITS = 16
+MIN_WEIGHT_BITS = 8
+CALIBRATION_MARGIN = 4.  # hidden ranges: 4 × the largest calibrated value
+
+
+def activation_max(bits=ACTIVATION_BITS):
+  return 2 ** (bits - 1) - 1
+
+
+def negative_slope(activation):
+  """The slope below 0 of an activation that integers represent exactly:
+  1 (identity), 0 (ReLU) or α (leaky ReLU)."""
+  if activation in (None, tf.keras.activations.linear):
+    return 1.
+  if activation in (tf.nn.relu, tf.keras.activations.relu):
+    return 0.
+  if activation is tf.nn.leaky_relu:
+    return .2  # its default alpha
+  raise ValueError(f"an integer network cannot represent the activation "
+                   f"{getattr(activation, '__name__', activation)!r}")
+
+
+class IntegerConv(tf.Module):
+  """One integer convolution (`kind` "conv" or "deconv", "same" padding),
+  optionally followed by depth_to_space (`block` > 1, sub-pixel
+  convolution). Inputs and outputs are int32 tensors [B, H, W, C]."""
+
+  def __init__(self, kind, kernel, bias, multiplier, shift, low, high,
+               negative_multiplier=None, strides=1, block=1, name=None):
+    super().__init__(name=name)
+    self.kind, self.strides, self.block = kind, int(strides), int(block)
+    variable = lambda value, dtype, n: tf.Variable(
+        np.asarray(value), dtype=dtype, trainable=False, name=n)
+    self.kernel = variable(kernel, tf.int32, "kernel")
+    self.bias = variable(bias, tf.int32, "bias")
+    self.multiplier = variable(multiplier, tf.int64, "multiplier")
+    self.negative_multiplier = (None if negative_multiplier is None else
+                                variable(negative_multiplier, tf.int64,
+                                         "negative_multiplier"))
+    self.shift = variable(shift, tf.int64, "shift")
+    self.rounding = variable((np.int64(1) << np.asarray(shift, np.int64)) >> 1,
+                             tf.int64, "rounding")
+    self.low = variable(low, tf.int64, "low")
+    self.high = variable(high, tf.int64, "high")
+
+  @property
+  def output_channels(self):
+    return int(self.bias.shape[0]) // self.block ** 2
+
+  def accumulate(self, x, channels=None, bias=True):
+    """The exact accumulators A (int32) of x; `channels` = (start, stop)
+    uses only those input channels of the kernel (x holds just them)."""
+    kernel = self.kernel
+    if channels is not None:
+      kernel = kernel[:, :, channels[0]:channels[1]]
+    if self.kind == "conv":
+      acc = tf.nn.conv2d(x, kernel, self.strides, "SAME")
+    else:
+      shape = tf.shape(x)
+      acc = tf.nn.conv2d_transpose(
+          x, kernel, tf.stack([shape[0], shape[1] * self.strides,
+                               shape[2] * self.strides, kernel.shape[2]]),
+          self.strides, "SAME")
+    return acc + self.bias if bias else acc
+
+  def requantize(self, acc):
+    """Accumulators (int32) → outputs Y (int32), along the last axis."""
+    acc = tf.cast(acc, tf.int64)
+    multiplier = self.multiplier
+    if self.negative_multiplier is not None:
+      multiplier = tf.where(acc < 0, self.negative_multiplier, multiplier)
+    y = tf.bitwise.right_shift(acc * multiplier + self.rounding, self.shift)
+    y = tf.cast(tf.clip_by_value(y, self.low, self.high), tf.int32)
+    if self.block > 1:
+      y = tf.nn.depth_to_space(y, self.block)
+    return y
+
+  def __call__(self, x):
+    return self.requantize(self.accumulate(x))
+
+  def matrix(self, offsets=None, channels=None):
+    """The kernel as a matrix [n · C_in, C_out] for one output position:
+    rows for the taps at `offsets` (dy, dx) from the centre, in that order
+    (None: a 1×1 kernel), so the convolution there is one matrix product."""
+    kernel = self.kernel
+    if channels is not None:
+      kernel = kernel[:, :, channels[0]:channels[1]]
+    if offsets is None:
+      return kernel[0, 0]
+    kh, kw = kernel.shape[:2]
+    rows = [kernel[dy + kh // 2, dx + kw // 2] for dy, dx in offsets]
+    if not rows:
+      return tf.zeros([0, kernel.shape[3]], tf.int32)
+    return tf.concat(rows, 0)
+
+
+def _float_parts(layer):
+  """(kind, kernel [kh, kw, in, out], bias, strides, block, slope) of a
+  trained Keras convolution."""
+  block, conv = 1, layer
+  if isinstance(layer, SubPixelConv2D):
+    block, conv = layer.scale, layer.conv
+  kernel = conv.kernel.numpy().astype(np.float64)
+  if isinstance(conv, MaskedConv2D):
+    kernel = kernel * conv.mask()[:, :, None, None]
+  if isinstance(conv, tf.keras.layers.Conv2DTranspose):
+    kind, kernel = "deconv", kernel.transpose(0, 1, 3, 2)
+  elif isinstance(conv, tf.keras.layers.Conv2D):
+    kind = "conv"
+  else:
+    raise ValueError(f"cannot convert {type(layer).__name__} to integers")
+  pointwise = kernel.shape[:2] == (1, 1) and tuple(conv.strides) == (1, 1)
+  if (conv.padding != "same" and not pointwise) or tuple(
+      conv.dilation_rate) != (1, 1):
+    raise ValueError(f"{layer.name}: only 'same' undilated convolutions")
+  bias = (conv.bias.numpy().astype(np.float64) if conv.use_bias
+          else np.zeros(kernel.shape[3]))
+  return (kind, kernel, bias, conv.strides[0], block,
+          negative_slope(layer.activation))
+
+
+def convert(layer, input_scale, input_max, output_scale, output_offset=0.,
+            low=None, high=None, name=None):
+  """An `IntegerConv` computing `layer` on integers.
+
+  input_scale, input_max [C_in]: input X represents X · input_scale, |X| ≤
+  input_max. output_scale, output_offset [C_out]: the output Y represents
+  (layer(x) − output_offset) / output_scale, rounded, clipped to [low, high]
+  (default ± `activation_max()`). An offset needs a linear layer.
+  """
+  kind, kernel, bias, strides, block, slope = _float_parts(layer)
+  out = kernel.shape[3]
+  expand = lambda v: np.broadcast_to(
+      np.tile(np.broadcast_to(np.asarray(v, np.float64), [out // block ** 2]),
+              block ** 2), [out]).copy()
+  output_scale, output_offset = expand(output_scale), expand(output_offset)
+  if np.any(output_offset) and slope != 1.:
+    raise ValueError(f"{layer.name}: an output offset needs a linear layer")
+  limit = activation_max()
+  low = expand(-limit if low is None else low)
+  high = expand(limit if high is None else high)
+  input_scale = np.broadcast_to(np.asarray(input_scale, np.float64),
+                                kernel.shape[2])
+  input_max = np.broadcast_to(np.asarray(input_max, np.float64),
+                              kernel.shape[2])
+  real = kernel * input_scale[:, None]  # weights per unit of input integer
+  bias = bias - output_offset
+  # Each channel's weight unit: as fine as 16 bits allow, coarse enough
+  # that the worst-case accumulator (with rounding) stays below 2^31.
+  worst = np.einsum("hwio,i->o", np.abs(real), input_max) + np.abs(bias)
+  rounding = .5 * (kernel.shape[0] * kernel.shape[1] * input_max.sum() + 1)
+  if rounding >= ACCUMULATOR_LIMIT / 2:
+    raise ValueError(f"{layer.name}: fan-in too large for exact integer "
+                     "accumulation")
+  largest = np.abs(real).max(axis=(0, 1, 2))
+  unit = np.maximum(largest / (2 ** (WEIGHT_BITS - 1) - 1),
+                    worst / (ACCUMULATOR_LIMIT - rounding))
+  unit = np.where(unit > 0, unit, 1.)
+  weights = np.round(real / unit)
+  biases = np.round(bias / unit)
+  precise = (largest == 0) | (np.abs(weights).max(axis=(0, 1, 2)) >=
+                              2 ** (MIN_WEIGHT_BITS - 1))
+  if not precise.all():
+    raise ValueError(
+        f"{layer.name}: cannot be converted exactly: keeping every "
+        f"accumulator below 2^31 leaves fewer than {MIN_WEIGHT_BITS} bits of "
+        f"weight precision in {np.sum(~precise)} output channel(s)")
+  bound = check_bound(weights, biases, input_max, layer.name)
+  # Fixed-point multipliers: Y = A · unit / output_scale, as M / 2^k.
+  ratio = unit / output_scale
+  room = np.minimum(2. ** 31, 2. ** 62 / np.maximum(bound, 1.))
+  shift = np.clip(np.floor(np.log2(room / ratio)), 0, 62)
+  multiplier = np.round(ratio * 2 ** shift)
+  if np.any(multiplier * bound >= 2. ** 62):
+    raise ValueError(f"{layer.name}: output scale too fine for exact "
+                     "requantization")
+  negative = None
+  if slope == 0.:  # ReLU
+    low = np.maximum(low, 0)
+  elif slope != 1.:
+    negative = np.round(slope * ratio * 2 ** shift).astype(np.int64)
+  if kind == "deconv":  # tf.nn.conv2d_transpose takes [kh, kw, out, in]
+    weights = weights.transpose(0, 1, 3, 2)
+  return IntegerConv(kind, weights.astype(np.int32), biases.astype(np.int32),
+                     multiplier.astype(np.int64), shift.astype(np.int64),
+                     np.round(low).astype(np.int64),
+                     np.round(high).astype(np.int64), negative, strides,
+                     block, name=name or layer.name)
+
+
+def check_bound(weights, biases, input_max, name="layer"):
+  """Σ|W|·max|X| + |B| per output channel, computed exactly; an error if it
+  can reach 2^31 (the accumulator would overflow)."""
+  weights = np.asarray(weights, np.int64)
+  flat = np.abs(weights).reshape(-1, weights.shape[2], weights.shape[3])
+  bound = (np.einsum("tio,i->o", flat, np.asarray(input_max, np.int64)) +
+           np.abs(np.asarray(biases, np.int64)))
+  if np.any(bound > ACCUMULATOR_LIMIT):
+    raise ValueError(f"{name}: Σ|w|·max|x| + |b| = {int(bound.max())} "
+                     "exceeds the exact integer range 2^31")
+  return bound.astype(np.float64)
+
+
+def hidden_scale(values, bits=ACTIVATION_BITS):
+  """Output scales [C] for a hidden layer from calibration outputs [..., C]:
+  the largest magnitude seen, times the margin, maps to the largest integer."""
+  largest = np.abs(np.asarray(values)).reshape(-1, values.shape[-1]).max(0)
+  largest = np.where(largest > 0, largest, 1.)
+  return largest * CALIBRATION_MARGIN / activation_max(bits)
+
+
+def power_of_two_scale(values, bits=ACTIVATION_BITS):
+  """One input scale 2^−a for values [..., C] (e.g. the hyper-latent ẑ), so
+  that X = ẑ · 2^a needs only integer arithmetic; the largest magnitude seen
+  times the margin fits."""
+  largest = max(float(np.abs(np.asarray(values)).max()), 1e-3)
+  return 2. ** -math.floor(math.log2(
+      activation_max(bits) / (largest * CALIBRATION_MARGIN)))
