@@ -7,11 +7,14 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tflic import data
 from tflic import export
 from tflic import images
 from tflic import train
+from tflic import codec as codec_lib
+from tflic.models import context_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
@@ -109,3 +112,18 @@ def assert_exact_coding(model, x):
   estimate = float(model.estimate_bits(x)) / 8
   assert_rate_matches_estimate(payload, estimate)
   return encoded
+
+
+def assert_parallel_encoder_matches_serial(model, image):
+  """A frozen context model's encoder computes every position's integer
+  parameters at once; its bytes equal those of the position-by-position loop
+  the decoder runs."""
+  x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
+  y = model.analysis(tf.cast(x, tf.float32)[None] / 255.)
+  z_hat = model.hyper_prior.coder.quantize(model.hyper_analysis(y))
+  y_symbols = context_model.symbols(y)[0]
+  new = lambda: tfc.create_range_encoder([], model.coder.table)
+  parallel = model.encode_y(new(), z_hat, y_symbols)
+  serial = model._scan(new(), z_hat, y_symbols)[0]  # pylint: disable=protected-access
+  assert (tfc.entropy_encode_finalize(parallel).numpy() ==
+          tfc.entropy_encode_finalize(serial).numpy())

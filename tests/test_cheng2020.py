@@ -12,7 +12,9 @@ from tflic import export
 from tflic import models
 from tflic import train
 from tflic.models.context_model import quantize
-from tests.conftest import assert_exact_coding, random_image
+from tests.conftest import (assert_exact_coding,
+                            assert_parallel_encoder_matches_serial,
+                            random_image)
 from tests.test_savedmodel import _fresh
 
 N = 8
@@ -95,3 +97,10 @@ def test_savedmodel_in_a_fresh_process(trained, tmp_path):
   assert data == expected
   np.testing.assert_array_equal(
       decoded, codec.decode(expected)["image"].numpy())
+
+
+@pytest.mark.parametrize("which", ["trained", "single_gaussian"])
+def test_parallel_encoder_writes_the_serial_encoders_stream(which, request):
+  codec, _ = request.getfixturevalue(which)
+  assert_parallel_encoder_matches_serial(codec.model,
+                                         random_image(130, 200, seed=8))

@@ -8,7 +8,9 @@ import tensorflow as tf
 from tflic import codec as codec_lib
 from tflic import export
 from tflic import train
-from tests.conftest import assert_exact_coding, random_image
+from tests.conftest import (assert_exact_coding,
+                            assert_parallel_encoder_matches_serial,
+                            random_image)
 from tests.test_savedmodel import _fresh
 
 
@@ -45,3 +47,10 @@ def test_savedmodel_in_a_fresh_process(joint_dir, tmp_path):
     data, decoded = _fresh(path, image, mode, tmp_path)
     assert data == expected
     np.testing.assert_array_equal(decoded, library.decode(expected))
+
+
+
+def test_parallel_encoder_writes_the_serial_encoders_stream(joint_dir):
+  model = train.load(joint_dir)
+  codec_lib.Codec(model)  # freezes
+  assert_parallel_encoder_matches_serial(model, random_image(130, 200, seed=8))

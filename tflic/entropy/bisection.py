@@ -87,7 +87,8 @@ class BisectionCoder(tf.Module):
   def _bisect(self, handle, logits, means, scales, symbols=None):
     """The bisection shared by encoder (symbols given) and decoder. The
     cost is the number of ops per step (the loop runs per latent position),
-    so each step is kept to a few dozen."""
+    so each step is kept to a few dozen. With symbols and no handle, the
+    decisions are returned instead of coded: ([rows], [bits]) per step."""
     weights = self.weights(logits)
     means = tf.cast(means, tf.int64)
     inverse = self.cdf.inverse_scale(scales)
@@ -96,6 +97,7 @@ class BisectionCoder(tf.Module):
     a = tf.fill(shape, self.low)
     cdf_a, cdf_b = tf.zeros_like(total), total
     half = 1 << (RATIO_BITS - 1)
+    decisions = []
     for i in range(self.steps):
       m = a + 2 ** (self.steps - 1 - i)
       boundary = tf.cast(m, tf.int64) * (1 << ig.MEAN_BITS) - (
@@ -112,15 +114,33 @@ class BisectionCoder(tf.Module):
         right = bit > 0
       else:
         right = symbols >= m
-        handle = tfc.entropy_encode_index(handle, row, tf.cast(right, tf.int32))
+        if handle is None:
+          decisions.append((row, tf.cast(right, tf.int32)))
+        else:
+          handle = tfc.entropy_encode_index(handle, row,
+                                            tf.cast(right, tf.int32))
       a = tf.where(right, m, a)
       cdf_a = tf.where(right, cdf_m, cdf_a)
       cdf_b = tf.where(right, cdf_b, cdf_m)
+    if handle is None:
+      return decisions
     return handle, a
 
   def encode(self, handle, symbols, logits, means, scales):
     """symbols [N] int32 (clipped to [low, high] by the caller) → handle."""
     return self._bisect(handle, logits, means, scales, symbols)[0]
+
+  def encode_positions(self, handle, symbols, logits, means, scales):
+    """All positions at once (symbols [P, C], parameters [P, C, K]), in the
+    order in which `decode` reads them position by position: per position,
+    its channels' decisions step by step."""
+    channels = tf.shape(symbols)[1]
+    flat = lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
+    rows, bits = zip(*self._bisect(None, flat(logits), flat(means),
+                                   flat(scales), tf.reshape(symbols, [-1])))
+    order = lambda t: tf.reshape(tf.transpose(tf.reshape(
+        tf.stack(t), [self.steps, -1, channels]), [1, 0, 2]), [-1])
+    return tfc.entropy_encode_index(handle, order(rows), order(bits))
 
   def decode(self, handle, logits, means, scales):
     """→ (handle, symbols [N] int32)."""

@@ -119,6 +119,12 @@ class GaussianTable(tf.Module):
     row, base = self._rows(mean, scale)
     return tfc.entropy_encode_index(handle, row, symbols - base)
 
+  def encode_positions(self, handle, symbols, mean, scale):
+    """All positions at once ([P, C] each), in the order in which `decode`
+    reads them position by position."""
+    flat = lambda t: tf.reshape(t, [-1])
+    return self.encode(handle, flat(symbols), flat(mean), flat(scale))
+
   def decode(self, handle, mean, scale):
     """→ (handle, symbols int32 of the shape of mean)."""
     row, base = self._rows(mean, scale)

@@ -130,13 +130,25 @@ class ContextModel(CompressionModel):
     self.coder = (ig.GaussianTable() if self.mixture_components == 1
                   else BisectionCoder())
 
-  # -- the serial coder -----------------------------------------------------------
+  # -- coding -------------------------------------------------------------------
   def _scan(self, handle, z_hat, y_symbols=None):
-    """Codes ŷ (or decodes it, without `y_symbols`) in raster order."""
+    """Codes ŷ (or decodes it, without `y_symbols`) in raster order,
+    position by position."""
     hyper = self.parameter_path.hyper(self.hyper_prior.symbols(z_hat))[0]
     scan = self.parameter_path.serial(hyper)
     return raster_scan(scan, self.coder, handle, tf.shape(hyper)[0],
                        tf.shape(hyper)[1], y_symbols)
+
+  def encode_y(self, handle, z_hat, y_symbols):
+    """Codes ŷ [h, w, M] (int32) into the stream the serial decoder reads.
+    The integer parameters of every position are computed at once (exact
+    arithmetic: the same integers the decoder computes one by one)."""
+    path = self.parameter_path
+    hyper = path.hyper(self.hyper_prior.symbols(z_hat))
+    params = path.distribution(path.parallel(y_symbols[None], hyper)[0])
+    positions = lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
+    return self.coder.encode_positions(
+        handle, positions(y_symbols), *(positions(t) for t in params))
 
   def encode_latents(self, x):
     y = self.analysis(x)
@@ -147,8 +159,8 @@ class ContextModel(CompressionModel):
       z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
       y_symbols = symbols(y)[0]
       handle = tfc.create_range_encoder([], self.coder.table)
-      handle, _ = self._scan(handle, z_hat, y_symbols)
-      y_string = tfc.entropy_encode_finalize(handle)
+      y_string = tfc.entropy_encode_finalize(
+          self.encode_y(handle, z_hat, y_symbols))
     y_hat = tf.cast(y_symbols, tf.float32)[None]
     return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
 

@@ -204,6 +204,10 @@ class Qian2021(ContextModel):
     self.integer_reference = gr.IntegerReference(ep.FINE_BITS)
     self.coder = ig.GaussianTable()
 
+  def encode_y(self, handle, z_hat, y_symbols):
+    """The encoder runs the serial loop too (the search is incremental)."""
+    return self._scan(handle, z_hat, y_symbols)[0]
+
   def _scan(self, handle, z_hat, y_symbols=None):
     hyper = self.parameter_path.hyper(self.hyper_prior.symbols(z_hat))[0]
     height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
