@@ -12,6 +12,7 @@ import tensorflow_compression as tfc
 from tflic import data
 from tflic import export
 from tflic import images
+from tflic import models
 from tflic import train
 from tflic import codec as codec_lib
 from tflic.models import context_model
@@ -75,6 +76,21 @@ def qian_dir(tmp_path_factory):
 @pytest.fixture()
 def trained_model(trained_dir):
   return train.load(trained_dir)
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory, trained_dir, joint_dir, cheng_dir, qian_dir):
+  """A SavedModel of every registered model, by name (trained briefly by
+  the fixtures above; factorized untrained)."""
+  root = tmp_path_factory.mktemp("exports")
+  runs = dict(hyperprior=trained_dir, joint=joint_dir, cheng2020=cheng_dir,
+              qian2021=qian_dir)
+  result = {}
+  for name in models.names():
+    model = (train.load(runs[name]) if name in runs else
+             train.build(name, dict(num_filters=16)))
+    result[name] = export.export(model, str(root / name / "1"), name=name)
+  return result
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,19 @@
 """The cheng2020 model: transforms of the paper's shapes, exact serial coding
 of the Gaussian mixture (K = 3) and of the single Gaussian (K = 1), any size
-(reflect padding), rate close to the model's estimate, and the SavedModel in a
-fresh process."""
+(reflect padding), rate close to the model's estimate, the parallel encoder
+(the SavedModel in fresh processes: test_portability)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tflic import codec as codec_lib
-from tflic import export
 from tflic import models
 from tflic import train
 from tflic.models.context_model import quantize
 from tests.conftest import (assert_exact_coding,
                             assert_parallel_encoder_matches_serial,
                             random_image)
-from tests.test_savedmodel import _fresh
 
 N = 8
 
@@ -85,18 +83,6 @@ def test_any_size_round_trips(which, height, width, request):
   y_hat = latents(padded(codec.model, image))
   expected = codec_lib.to_uint8(codec.model.synthesis(y_hat)[0])
   np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
-
-
-def test_savedmodel_in_a_fresh_process(trained, tmp_path):
-  codec, _ = trained
-  path = export.export(codec.model, str(tmp_path / "cheng2020" / "1"),
-                       name="cheng2020")
-  image = random_image(40, 90, seed=5)
-  expected = codec.encode(image)["bitstream_bytes"].numpy()
-  data, decoded = _fresh(path, image, "tf2", tmp_path)
-  assert data == expected
-  np.testing.assert_array_equal(
-      decoded, codec.decode(expected)["image"].numpy())
 
 
 @pytest.mark.parametrize("which", ["trained", "single_gaussian"])

@@ -1,6 +1,7 @@
 """The global reference model (Qian et al. 2021): a causal search that finds
 exact repeats, causal stages, exact serial coding (full and bounded search,
-the ablations), SavedModel round trips in a fresh process."""
+the ablations), the integer search, reliability and combination (the
+SavedModel in fresh processes: test_portability)."""
 
 import math
 
@@ -10,13 +11,11 @@ import tensorflow as tf
 
 from tflic import calibration
 from tflic import codec as codec_lib
-from tflic import export
 from tflic import train
 from tflic.entropy import global_reference as gr
 from tflic.entropy import integer_gaussian as ig
 from tflic.layers.masked_conv import causal_offsets
 from tests.conftest import TINY, assert_exact_coding, random_image
-from tests.test_savedmodel import _fresh
 
 SEARCH = causal_offsets(3, 3, "A")
 
@@ -161,18 +160,6 @@ def test_bounded_search_and_ablations_round_trip(args):
   _, encoded = tf.function(model.encode_latents)(x)
   expected = codec_lib.to_uint8(model.synthesis(encoded["y_hat"])[0])
   np.testing.assert_array_equal(decoded, expected[:70, :100].numpy())
-
-
-@pytest.mark.parametrize("search_rows", [0, 1])
-def test_savedmodel_in_a_fresh_process(qian_dir, tmp_path, search_rows):
-  path = export.export(train.load(qian_dir, search_rows=search_rows),
-                       str(tmp_path / "qian" / "1"), name="qian2021")
-  library = codec_lib.SavedCodec(path)
-  image = random_image(70, 150, seed=5)
-  expected = library.encode(image)
-  data, decoded = _fresh(path, image, "tf2", tmp_path)
-  assert data == expected
-  np.testing.assert_array_equal(decoded, library.decode(expected))
 
 
 @pytest.mark.parametrize("reference, warm, final", [

@@ -90,6 +90,7 @@ class BisectionCoder(tf.Module):
     so each step is kept to a few dozen. With symbols and no handle, the
     decisions are returned instead of coded: ([rows], [bits]) per step."""
     weights = self.weights(logits)
+    thresholds = tf.identity(self.thresholds)  # read once, not per step
     means = tf.cast(means, tf.int64)
     inverse = self.cdf.inverse_scale(scales)
     total = tf.reduce_sum(weights, -1) * (1 << ig.CDF_BITS)
@@ -107,7 +108,7 @@ class BisectionCoder(tf.Module):
       left, mass = cdf_m - cdf_a, cdf_b - cdf_a
       ratio = tf.where(mass > 0,
                        left * (1 << RATIO_BITS) // tf.maximum(mass, 1), half)
-      row = tf.searchsorted(self.thresholds, ratio[None], side="right",
+      row = tf.searchsorted(thresholds, ratio[None], side="right",
                             out_type=tf.int32)[0]
       if symbols is None:
         handle, bit = tfc.entropy_decode_index(handle, row, shape, tf.int32)

@@ -84,21 +84,27 @@ def concatenated(*parts):
   return np.concatenate(scales), np.concatenate(limits)
 
 
-def dense_chain(layers, parts, accumulator=None):
-  """1×1 integer layers at one position: the first on the concatenation of
-  `parts` ([1, C_i] int32 each) and of inputs whose share of the
-  accumulator, with the bias, is `accumulator` (default: just the bias);
-  the others in sequence."""
-  first, *rest = layers
-  start, acc = 0, first.bias if accumulator is None else accumulator
-  for part in parts:
-    stop = start + part.shape[-1]
-    acc = acc + tf.matmul(part, first.matrix(channels=(start, stop)))
-    start = stop
-  h = first.requantize(acc)
-  for layer in rest:
-    h = layer.requantize(tf.matmul(h, layer.matrix()) + layer.bias)
-  return h
+def dense_chain(layers, widths):
+  """1×1 integer layers at one position, as a function of `parts` ([1, C_i]
+  int32, of the given widths) and an optional `accumulator`: the first layer
+  on the concatenation of the parts and of inputs whose share of its
+  accumulator, with the bias, is `accumulator` (default: just the bias); the
+  others in sequence. Values and matrices are read here once: call it
+  outside the coding loop."""
+  first, *rest = (layer.read() for layer in layers)
+  bounds = np.cumsum([0] + list(widths))
+  splits = [first.matrix(channels=(a, b)) for a, b in zip(bounds, bounds[1:])]
+  rest = [(layer, layer.matrix()) for layer in rest]
+
+  def apply(parts, accumulator=None):
+    acc = first.bias if accumulator is None else accumulator
+    for part, matrix in zip(parts, splits):
+      acc = acc + tf.matmul(part, matrix)
+    h = first.requantize(acc)
+    for layer, matrix in rest:
+      h = layer.requantize(tf.matmul(h, matrix) + layer.bias)
+    return h
+  return apply
 
 
 class CausalContext:
@@ -121,41 +127,44 @@ class CausalContext:
     return y_symbols
 
   def start(self, height, width):
-    """(constants, buffers) for `row` and `step`."""
-    masks, buffers = [], []
-    for layer in self.layers:
+    """(constants, buffers) for `row` and `step`: per layer its values and
+    matrices (read once, outside the loop) and neighbour slots."""
+    layers, buffers = [], []
+    for layer, integer_layer in zip(self.layers, self.integer_layers):
       above, left, centre = autoregressive.split_offsets(layer.offsets())
-      masks.append((above, left, centre,
-                    tf.reshape(autoregressive.neighbour_slots(
-                        height, width, above), [height, -1]),
-                    autoregressive.neighbour_slots(height, width, left)))
+      read = integer_layer.read()
+      layers.append((read, read.matrix(above), read.matrix(left),
+                     read.matrix([(0, 0)]) if centre else None,
+                     tf.reshape(autoregressive.neighbour_slots(
+                         height, width, above), [height, -1]),
+                     autoregressive.neighbour_slots(height, width, left)))
       buffers.append(autoregressive.buffer(height * width,
                                            layer.kernel.shape[2]))
-    return (masks, width), buffers
+    return (layers, width), buffers
 
-  def row(self, y, constants, buffers):
-    masks, width = constants
+  @staticmethod
+  def row(y, constants, buffers):
+    """Each layer's accumulators of row y from the rows above, with bias."""
+    layers, width = constants
     accumulators = []
-    for layer, (above, _, _, above_slots, _), values in zip(
-        self.integer_layers, masks, buffers):
+    for (layer, above, _, _, above_slots, _), values in zip(layers, buffers):
       gathered = tf.reshape(values.gather(above_slots[y]), [width, -1])
-      accumulators.append(tf.matmul(gathered, layer.matrix(above)) +
-                          layer.bias)
+      accumulators.append(tf.matmul(gathered, above) + layer.bias)
     return accumulators
 
-  def step(self, p, x, accumulators, constants, buffers):
+  @staticmethod
+  def step(p, x, accumulators, constants, buffers):
     """→ (the context at p [1, C] int32, buffers with the intermediate
     outputs at p written)."""
-    masks, _ = constants
+    layers, _ = constants
     buffers = list(buffers)
     context = None
-    for i, (layer, (_, left, centre, _, left_slots), acc) in enumerate(
-        zip(self.integer_layers, masks, accumulators)):
+    for i, ((layer, _, left, centre, _, left_slots), acc) in enumerate(
+        zip(layers, accumulators)):
       acc = acc[x][None] + tf.matmul(
-          tf.reshape(buffers[i].gather(left_slots[p]), [1, -1]),
-          layer.matrix(left))
-      if centre:
-        acc += tf.matmul(context, layer.matrix([(0, 0)]))
+          tf.reshape(buffers[i].gather(left_slots[p]), [1, -1]), left)
+      if centre is not None:
+        acc += tf.matmul(context, centre)
       context = layer.requantize(acc)
       if i + 1 < len(buffers):
         buffers[i + 1] = buffers[i + 1].write(p + 1, context[0])
@@ -281,6 +290,7 @@ class EntropyParameters(tf.keras.layers.Layer):
     first = self.integer_network[0]
     hyper = first.accumulate(hyper[None], (self.causal.channels,
                                            first.kernel.shape[2]))[0]
+    network = dense_chain(self.integer_network, [self.causal.channels])
 
     def row(y, buffers):
       return self.causal.row(y, constants, buffers), hyper[y]
@@ -290,7 +300,7 @@ class EntropyParameters(tf.keras.layers.Layer):
       accumulators, hyper_row = row
       context, buffers = self.causal.step(p, x, accumulators, constants,
                                           buffers)
-      h = dense_chain(self.integer_network, [context], hyper_row[x][None])
+      h = network([context], hyper_row[x][None])
 
       def finish(value):
         return [buffers[0].write(p + 1, value)] + buffers[1:]

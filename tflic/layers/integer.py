@@ -52,28 +52,9 @@ def negative_slope(activation):
                    f"{getattr(activation, '__name__', activation)!r}")
 
 
-class IntegerConv(tf.Module):
-  """One integer convolution (`kind` "conv" or "deconv", "same" padding),
-  optionally followed by depth_to_space (`block` > 1, sub-pixel
-  convolution). Inputs and outputs are int32 tensors [B, H, W, C]."""
-
-  def __init__(self, kind, kernel, bias, multiplier, shift, low, high,
-               negative_multiplier=None, strides=1, block=1, name=None):
-    super().__init__(name=name)
-    self.kind, self.strides, self.block = kind, int(strides), int(block)
-    variable = lambda value, dtype, n: tf.Variable(
-        np.asarray(value), dtype=dtype, trainable=False, name=n)
-    self.kernel = variable(kernel, tf.int32, "kernel")
-    self.bias = variable(bias, tf.int32, "bias")
-    self.multiplier = variable(multiplier, tf.int64, "multiplier")
-    self.negative_multiplier = (None if negative_multiplier is None else
-                                variable(negative_multiplier, tf.int64,
-                                         "negative_multiplier"))
-    self.shift = variable(shift, tf.int64, "shift")
-    self.rounding = variable((np.int64(1) << np.asarray(shift, np.int64)) >> 1,
-                             tf.int64, "rounding")
-    self.low = variable(low, tf.int64, "low")
-    self.high = variable(high, tf.int64, "high")
+class _Ops:
+  """The computations of an integer convolution on its values (variables,
+  or tensors read once)."""
 
   @property
   def output_channels(self):
@@ -124,6 +105,44 @@ class IntegerConv(tf.Module):
     if not rows:
       return tf.zeros([0, kernel.shape[3]], tf.int32)
     return tf.concat(rows, 0)
+
+
+class IntegerConv(tf.Module, _Ops):
+  """One integer convolution (`kind` "conv" or "deconv", "same" padding),
+  optionally followed by depth_to_space (`block` > 1, sub-pixel
+  convolution). Inputs and outputs are int32 tensors [B, H, W, C]."""
+
+  _VALUES = ("kernel", "bias", "multiplier", "negative_multiplier", "shift",
+             "rounding", "low", "high")
+
+  def __init__(self, kind, kernel, bias, multiplier, shift, low, high,
+               negative_multiplier=None, strides=1, block=1, name=None):
+    super().__init__(name=name)
+    self.kind, self.strides, self.block = kind, int(strides), int(block)
+    variable = lambda value, dtype, n: tf.Variable(
+        np.asarray(value), dtype=dtype, trainable=False, name=n)
+    self.kernel = variable(kernel, tf.int32, "kernel")
+    self.bias = variable(bias, tf.int32, "bias")
+    self.multiplier = variable(multiplier, tf.int64, "multiplier")
+    self.negative_multiplier = (None if negative_multiplier is None else
+                                variable(negative_multiplier, tf.int64,
+                                         "negative_multiplier"))
+    self.shift = variable(shift, tf.int64, "shift")
+    self.rounding = variable((np.int64(1) << np.asarray(shift, np.int64)) >> 1,
+                             tf.int64, "rounding")
+    self.low = variable(low, tf.int64, "low")
+    self.high = variable(high, tf.int64, "high")
+
+  def read(self):
+    """The layer with its values read once, as tensors: for loops, where
+    each use of a variable would be a read per iteration."""
+    values = _Ops()
+    values.kind, values.strides, values.block = (self.kind, self.strides,
+                                                 self.block)
+    for name in self._VALUES:
+      value = getattr(self, name)
+      setattr(values, name, None if value is None else tf.identity(value))
+    return values
 
 
 def _float_parts(layer):

@@ -226,6 +226,11 @@ class Qian2021(ContextModel):
     causal = self.parameter_path.causal
     reference = self.integer_reference
     constants, buffers = causal.start(height, width)
+    # Their inputs: the context; + the relevant latents; + the hyper features
+    # (through the accumulator).
+    inputs = [2 * m] + [2 * m] * self.reference
+    stages = [ep.dense_chain(layers, widths) for layers, widths in zip(
+        self.integer_stages, [[2 * m]] + [inputs] * self.reference + [inputs])]
     last = self.integer_stages[-1][0]
     hyper = last.accumulate(hyper[None], (last.kernel.shape[2] - 2 * m,
                                           last.kernel.shape[2]))[0]
@@ -238,8 +243,8 @@ class Qian2021(ContextModel):
           tf.zeros([1, len(self.relevant_offsets)], tf.int32),
           autoregressive.neighbour_slots(height, width, self.relevant_offsets)],
                                  0)
-      relevant_kernel = self.integer_reference_model[0].matrix(
-          self.relevant_offsets)
+      relevant_model = self.integer_reference_model[0].read()
+      relevant_kernel = relevant_model.matrix(self.relevant_offsets)
       size = len(self.search_offsets) * m
       state = (buffers,
                tf.TensorArray(tf.int32, size=count, element_shape=[size],
@@ -262,7 +267,7 @@ class Qian2021(ContextModel):
       p = y * width + x
       accumulators, hyper_row = row
       context, buffers = causal.step(p, x, accumulators, constants, state[0])
-      stage1 = split(ep.dense_chain(self.integer_stages[0], [context]))
+      stage1 = split(stages[0]([context]))
       estimate, inputs = stage1, [context]
       if self.reference:
         _, patches, norms, confidence = state
@@ -273,16 +278,15 @@ class Qian2021(ContextModel):
         index, s2, valid = reference.search_step(
             patches.gather(earlier), norms.gather(earlier), patch, norm, start)
         slot = tf.where(valid, index + 1, 0)
-        relevant = self.integer_reference_model[0].requantize(tf.matmul(
+        relevant = relevant_model.requantize(tf.matmul(
             tf.reshape(buffers[0].gather(relevant_slots[slot]), [1, -1]),
-            relevant_kernel) + self.integer_reference_model[0].bias)
-        mean, fine = split(ep.dense_chain(self.integer_stages[1],
-                                          [context, relevant]))
+            relevant_kernel) + relevant_model.bias)
+        mean, fine = split(stages[1]([context, relevant]))
         fine += reference.reliability(s2, confidence.read(slot))
         estimate = reference.combine(*estimate, mean, fine)
         inputs.append(relevant)
-      estimate = reference.combine(*estimate, *split(ep.dense_chain(
-          self.integer_stages[-1], inputs, hyper_row[x][None])))
+      estimate = reference.combine(*estimate, *split(stages[-1](
+          inputs, hyper_row[x][None])))
 
       def finish(value):
         ys = [buffers[0].write(p + 1, value)] + buffers[1:]
