@@ -2,6 +2,7 @@
 progress output, TensorBoard summaries and a NaN guard, around the models'
 Keras `train_step`."""
 
+import collections
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from tflic import data
 from tflic import models
 
 CONFIG_FILE = "config.json"
+DIVERGENCE_WINDOW = 5  # logged losses averaged by the divergence check
 
 
 def configure_logical_cpus(count):
@@ -142,9 +144,10 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate). Gradients are clipped
   to a global norm of `clip_norm` (0: no clipping). Training stops, without
-  saving, when a logged loss is not finite on every step or exceeds
-  `divergence_factor` × the lowest logged loss: the last checkpoint stays
-  intact. Returns the model."""
+  saving, when a logged loss is not finite on every step, or when the mean
+  of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
+  the lowest such mean (single logged losses of small batches vary too much
+  to compare): the last checkpoint stays intact. Returns the model."""
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
   strategy = make_strategy(strategy)
@@ -190,6 +193,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     logging.info("saved checkpoint at step %d", step)
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
+  recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
   with _Interrupt() as interrupt:
     while step < steps:
       logs = train_function(iterator)
@@ -206,12 +210,15 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         with writer.as_default(step=step):
           for name, value in logs.items():
             tf.summary.scalar(name, value)
-        best_loss = min(best_loss, logs["loss"])
-        if (logs["nonfinite"] == 1. or not math.isfinite(logs["loss"])
-            or logs["loss"] > divergence_factor * best_loss):
+        recent.append(logs["loss"])
+        loss = sum(recent) / len(recent)
+        best_loss = min(best_loss, loss)
+        if (logs["nonfinite"] == 1. or not math.isfinite(loss)
+            or loss > divergence_factor * best_loss):
           raise FloatingPointError(
-              f"training diverged at step {step} (loss {logs['loss']:.4g}, lowest "
-              f"{best_loss:.4g}; non-finite steps {logs['nonfinite']:.0%}). The "
+              f"training diverged at step {step} (mean loss of the last "
+              f"{len(recent)} logs {loss:.4g}, lowest {best_loss:.4g}; "
+              f"non-finite steps {logs['nonfinite']:.0%}). The "
               f"last checkpoint ({manager.latest_checkpoint}) is intact: resume "
               "from it with a lower --learning_rate.")
         for tracker in model.metrics:
