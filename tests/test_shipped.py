@@ -1,5 +1,5 @@
 """Every SavedModel shipped in export/ loads, is listed in the serving config,
-and codes an image exactly."""
+and codes an image exactly, in the current (portable) format."""
 
 import glob
 import os
@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
 from tests.conftest import ROOT, random_image
@@ -23,6 +24,7 @@ def test_shipped_model_codes_an_image(path):
   model = codec_lib.SavedCodec(path)
   image = random_image(48, 80, seed=9)
   data = model.encode(image)
+  assert data[:4] == bitstream.MAGIC and data[4] == bitstream.VERSION
   decoded = model.decode(data)
   assert decoded.shape == image.shape
   np.testing.assert_array_equal(model.decode(model.encode(image)), decoded)
