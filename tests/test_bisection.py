@@ -1,6 +1,7 @@
 """The bisection coder: exact round trips under Gaussian mixtures with integer
 parameters, edges and far tails included, at a rate within 0.1 % of −log2 p;
-the integer Gaussian table coder likewise."""
+symbols outside the support are an error; the integer Gaussian table coder
+likewise."""
 
 import math
 
@@ -60,6 +61,19 @@ def test_edges_and_far_tails():
   symbols = np.array([-255, 256, 0, 200, -200, 1, -1, 255], np.int32)
   _, decoded = code(coder, coder.table, symbols, params)
   np.testing.assert_array_equal(decoded, symbols)
+
+
+@pytest.mark.parametrize("outside", [-256, 257])
+def test_symbols_outside_the_support_are_an_error(outside):
+  """Never saturated silently: by the serial and the all-at-once encoder."""
+  coder = BisectionCoder()
+  params = [tf.zeros([2, 1], tf.int32)] * 3
+  symbols = tf.constant([0, outside], tf.int32)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
+    code(coder, coder.table, symbols.numpy(), params)
+  handle = tfc.create_range_encoder([], coder.table)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="outside"):
+    coder.encode_positions(handle, symbols[None], *(p[None] for p in params))
 
 
 def test_mixture_weights_from_integer_logits():

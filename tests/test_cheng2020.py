@@ -10,6 +10,7 @@ import tensorflow as tf
 from tflic import codec as codec_lib
 from tflic import models
 from tflic import train
+from tflic.models import context_model
 from tflic.models.context_model import quantize
 from tests.conftest import (assert_exact_coding,
                             assert_parallel_encoder_matches_serial,
@@ -62,6 +63,34 @@ def test_shapes_and_mixture():
   single = models.create("cheng2020", num_filters=N, mixture_components=1)
   weights, _, _ = single.distribution(tf.random.normal([5, 2 * N]))
   assert weights.shape == (5, N, 1) and float(tf.reduce_min(weights)) == 1.
+
+
+def test_entropy_parameters_have_the_authors_widths():
+  """1×1 convolutions 4N → 640 → 640 → 9N for N = 192, K = 3 (the authors'
+  network; 2 010 048 parameters)."""
+  model = models.create("cheng2020")
+  network = model.entropy_parameters
+  network.build([None, None, None, 4 * 192])
+  assert [layer.filters for layer in network.layers] == [640, 640, 9 * 192]
+  assert network.count_params() == (768 * 640 + 640 + 640 * 640 + 640 +
+                                    640 * 1728 + 1728) == 2010048
+
+
+def test_training_rate_beyond_the_coded_range_is_the_edge_symbols():
+  """y beyond [−255, 256] costs in training what its clipped symbol costs in
+  coding, with a gradient; not the ~30 bits of a zero likelihood."""
+  distribution = [tf.ones([1, 1, 1, 1, 1]), tf.fill([1, 1, 1, 1, 1], 250.),
+                  tf.fill([1, 1, 1, 1, 1], 3.)]
+  coded = float(context_model.bits(tf.fill([1, 1, 1, 1], 256.),
+                                   *distribution)[0])
+  for y in (256.4, 1000.):
+    with tf.GradientTape() as tape:
+      tape.watch(distribution)
+      trained = context_model.bits(context_model.noisy(tf.fill([1, 1, 1, 1],
+                                                               y)),
+                                   *distribution)[0]
+    assert coded - 1 < float(trained) < coded + 1, (y, float(trained), coded)
+    assert float(tf.abs(tape.gradient(trained, distribution[1]))) > 0
 
 
 def test_decoder_gets_the_encoders_latents(trained, photo):

@@ -17,7 +17,8 @@ def batch(size=64, count=4, seed=0):
 @pytest.mark.parametrize("name", ["factorized", "hyperprior"])
 def test_training_lowers_the_loss(name):
   tf.keras.utils.set_random_seed(0)
-  model = models.create(name, **TINY)
+  model = models.create(name, **{k: v for k, v in TINY.items()
+                                 if k in models.architecture(name)})
   model.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
   x = batch()
   before, _ = model.rate_distortion(x, training=False)
@@ -58,6 +59,10 @@ def test_registry():
       num_filters=192, mixture_components=3)
   with pytest.raises(ValueError, match="unknown model"):
     models.get("nope")
+  # A misspelt argument is refused with the known ones, not dropped.
+  with pytest.raises(ValueError, match="no argument num_filter .*"
+                     "mixture_components, num_filters"):
+    models.create("cheng2020", num_filter=128)
 
 
 def test_training_patches_from_files_and_tfds(tmp_path):

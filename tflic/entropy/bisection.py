@@ -127,9 +127,19 @@ class BisectionCoder(tf.Module):
       return decisions
     return handle, a
 
+  def _checked(self, symbols):
+    """`symbols`, after an error if any is outside [low, high] (the caller
+    clips them; the coder never saturates silently). The parameters are
+    integers: no NaN reaches the coder."""
+    inside = tf.reduce_all((symbols >= self.low) & (symbols <= self.high))
+    with tf.control_dependencies([tf.debugging.Assert(inside, [
+        f"symbols outside the coder's support [{self.low}, {self.high}]"])]):
+      return tf.identity(symbols)
+
   def encode(self, handle, symbols, logits, means, scales):
-    """symbols [N] int32 (clipped to [low, high] by the caller) → handle."""
-    return self._bisect(handle, logits, means, scales, symbols)[0]
+    """symbols [N] int32 in [low, high] → handle."""
+    return self._bisect(handle, logits, means, scales,
+                        self._checked(symbols))[0]
 
   def encode_positions(self, handle, symbols, logits, means, scales):
     """All positions at once (symbols [P, C], parameters [P, C, K]), in the
@@ -138,7 +148,8 @@ class BisectionCoder(tf.Module):
     channels = tf.shape(symbols)[1]
     flat = lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
     rows, bits = zip(*self._bisect(None, flat(logits), flat(means),
-                                   flat(scales), tf.reshape(symbols, [-1])))
+                                   flat(scales),
+                                   self._checked(tf.reshape(symbols, [-1]))))
     order = lambda t: tf.reshape(tf.transpose(tf.reshape(
         tf.stack(t), [self.steps, -1, channels]), [1, 0, 2]), [-1])
     return tfc.entropy_encode_index(handle, order(rows), order(bits))

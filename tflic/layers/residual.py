@@ -8,8 +8,8 @@ import tensorflow_compression as tfc
 from tflic.layers.subpixel import SubPixelConv2D
 
 
-def _conv(filters, kernel, stride=1, activation=None, name=None):
-  return tf.keras.layers.Conv2D(filters, kernel, strides=stride, padding="same",
+def _conv(filters, kernel, activation=None, name=None):
+  return tf.keras.layers.Conv2D(filters, kernel, padding="same",
                                 activation=activation, name=name)
 
 
@@ -21,6 +21,27 @@ class Subsample(tf.keras.layers.Layer):
 
   def call(self, x):
     return x[:, ::2, ::2]
+
+
+class CentredStridedConv(tf.keras.layers.Conv2D):
+  """A k×k convolution of stride 2 whose output i is centred on input 2i
+  (zero padding of (k − 1)/2 on each side, as the authors' PyTorch code
+  pads), so that it sees the positions `Subsample` keeps; "same" padding
+  would centre it on 2i + 1 for even sizes. Output size ⌈input / 2⌉."""
+
+  def __init__(self, filters, kernel_size=3, **kwargs):
+    super().__init__(filters, kernel_size, strides=2, padding="valid",
+                     **kwargs)
+
+  def call(self, x):
+    p = (self.kernel_size[0] - 1) // 2
+    return super().call(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]))
+
+  def get_config(self):
+    config = super().get_config()
+    for key in ("strides", "padding"):
+      config.pop(key)
+    return config
 
 
 class _Block(tf.keras.layers.Layer):
@@ -65,10 +86,12 @@ class ResidualBlock(_Block):
 
 class ResidualBlockWithStride(_Block):
   """conv 3×3 / 2, LeakyReLU, conv 3×3, GDN; skip: conv 1×1 / 2 (as
-  `Subsample`, then conv 1×1)."""
+  `Subsample`, then conv 1×1). Both branches are centred on the even pixels
+  (`CentredStridedConv`)."""
 
   def _layers(self, input_channels):
-    main = [_conv(self.filters, 3, 2, tf.nn.leaky_relu, name="conv_0"),
+    main = [CentredStridedConv(self.filters, 3, activation=tf.nn.leaky_relu,
+                               name="conv_0"),
             _conv(self.filters, 3, name="conv_1"),
             tfc.GDN(name="gdn")]
     skip = [Subsample(name="subsample"), _conv(self.filters, 1, name="skip")]

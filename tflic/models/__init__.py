@@ -38,9 +38,14 @@ def architecture(name):
 
 
 def create(name, **args):
-  cls = get(name)
-  accepted = set(architecture(name)) | {"lmbda", "distortion"}
-  return cls(**{k: v for k, v in args.items() if k in accepted})
+  """The model `name` with the given constructor arguments; an unknown
+  argument (e.g. a misspelt size) is an error, not silently dropped."""
+  known = set(architecture(name)) | {"lmbda", "distortion"}
+  unknown = sorted(set(args) - known)
+  if unknown:
+    raise ValueError(f"{name} has no argument {', '.join(unknown)} (its "
+                     f"arguments: {', '.join(sorted(known))})")
+  return get(name)(**args)
 
 
 __all__ = ["CompressionModel", "REGISTRY", "names", "get", "create",

@@ -76,8 +76,11 @@ class Cheng2020(ContextModel):
     # K = 1 needs no weights: (μ, log σ) per channel, as in CompressAI.
     parameters = (3 * k if k > 1 else 2) * num_filters
     self.mixture_components = k
+    # The authors' entropy-parameter network: 1×1 convolutions 640 → 640 →
+    # 9N for N = 192 (hidden widths 10N/3 for other N).
     super().__init__(transforms(num_filters), num_filters, num_filters,
-                     parameters, lmbda=lmbda, distortion=distortion, **kwargs)
+                     parameters, hidden=(num_filters * 10 // 3,) * 2,
+                     lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
 
   def split_parameters(self, params):

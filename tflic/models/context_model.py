@@ -44,14 +44,25 @@ def symbols(y):
                  tf.int32)
 
 
-def entropy_parameters(m, outputs, name="entropy_parameters", prefix="ep"):
-  """The 1×1 network of Minnen 2018 Fig. 4 (4M → 10M/3 → 8M/3 → outputs)."""
+def noisy(y):
+  """The training stand-in for ŷ in the rate term: y clipped to the coded
+  range (as coding clips it), plus uniform noise. Beyond the range the rate
+  is that of the edge symbol, which takes the tail mass, not the ~30 bits of
+  a zero likelihood without a gradient."""
+  clipped = tf.clip_by_value(y, mixture.LOW, mixture.HIGH)
+  return clipped + tf.random.uniform(tf.shape(y), -.5, .5)
+
+
+def entropy_parameters(m, outputs, name="entropy_parameters", prefix="ep",
+                       hidden=None):
+  """The 1×1 network of Minnen 2018 Fig. 4 (4M → 10M/3 → 8M/3 → outputs), or
+  with the given `hidden` widths."""
   conv = tf.keras.layers.Conv2D
+  hidden = hidden or (m * 10 // 3, m * 8 // 3)
   return tf.keras.Sequential([
-      conv(m * 10 // 3, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_0"),
-      conv(m * 8 // 3, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_1"),
-      conv(outputs, 1, name=f"{prefix}_2"),
-  ], name=name)
+      conv(width, 1, activation=tf.nn.leaky_relu, name=f"{prefix}_{i}")
+      for i, width in enumerate(hidden)] + [
+          conv(outputs, 1, name=f"{prefix}_{len(hidden)}")], name=name)
 
 
 def bits(values, weights, means, scales):
@@ -85,8 +96,9 @@ class ContextModel(CompressionModel):
   mixture_components = 1
 
   def __init__(self, transforms, latent_channels, hyper_channels, parameters,
-               lmbda=0.01, distortion="mse", **kwargs):
-    """parameters: the entropy-parameter outputs per position."""
+               hidden=None, lmbda=0.01, distortion="mse", **kwargs):
+    """parameters: the entropy-parameter outputs per position; hidden: the
+    entropy-parameter network's hidden widths (`entropy_parameters`)."""
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.latent_channels = m = latent_channels
     self.hyper_channels = hyper_channels
@@ -94,7 +106,7 @@ class ContextModel(CompressionModel):
      self.hyper_synthesis) = transforms
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
     self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
-    self.entropy_parameters = entropy_parameters(m, parameters)
+    self.entropy_parameters = entropy_parameters(m, parameters, hidden=hidden)
     self.parameter_path = EntropyParameters(
         self.hyper_synthesis, [self.context_model], self.entropy_parameters,
         self.split_parameters, name="parameter_path")
@@ -116,7 +128,7 @@ class ContextModel(CompressionModel):
     z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
     y_hat = quantize(y)
     distribution = self.distribution(self.parameter_path(z_hat, y_hat))
-    values = y + tf.random.uniform(tf.shape(y), -.5, .5) if training else y_hat
+    values = noisy(y) if training else y_hat
     return self.synthesis(y_hat), z_bits + bits(values, *distribution)
 
   def freeze(self, calibration):

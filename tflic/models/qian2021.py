@@ -28,7 +28,8 @@ from tflic.entropy import integer_gaussian as ig
 from tflic.entropy import mixture
 from tflic.layers.masked_conv import MaskedConv2D, causal_offsets
 from tflic.models.context_model import (ContextModel, bits,
-                                        entropy_parameters, quantize, scale)
+                                        entropy_parameters, noisy, quantize,
+                                        scale)
 from tflic.models.hyperprior import transforms
 
 
@@ -149,7 +150,7 @@ class Qian2021(ContextModel):
   def call(self, x, training=False):
     y, y_hat, z_bits, estimates = self._estimates(x, training)
     if training:
-      values = y + tf.random.uniform(tf.shape(y), -.5, .5)
+      values = noisy(y)
       y_bits = tf.add_n([w * bits(values, *_gaussian(*e))
                          for w, e in zip(self._weights(), estimates)])
     else:  # the rate of the coded file: stage 3 only
