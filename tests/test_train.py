@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.conftest import ENV, ROOT, run
@@ -74,3 +76,23 @@ def test_other_model_in_same_dir_is_refused(tmp_path):
                 model_dir])
   assert result.returncode == 1
   assert "use another --model_dir" in result.stderr.strip().splitlines()[-1]
+
+
+def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
+  common = dict(batch_size=2, patch_size=64, checkpoint_every=1, log_every=1)
+  train.train("hyperprior", args, "samples", str(tmp_path), steps=1,
+              learning_rate=1e-3, **common)
+  # Resumed at step 1 with a schedule that changes there: its second rate.
+  model = train.train("hyperprior", args, "samples", str(tmp_path), steps=2,
+                      lr_boundaries=[1], lr_values=[1e-3, 1e-5], **common)
+  assert int(model.optimizer.iterations) == 2
+  assert float(model.optimizer.learning_rate) == np.float32(1e-5)
+  assert [train.learning_rate_at(s, 1., [4], [2., 3.]) for s in (0, 3, 4)] == [
+      2., 2., 3.]
+  for bad in (dict(boundaries=[4]), dict(boundaries=[4], values=[1.]),
+              dict(boundaries=[4, 2], values=[1., 1., 1.]),
+              dict(boundaries=["x"], values=[1., 1.])):
+    with pytest.raises(ValueError, match="lr_|schedule"):
+      train.learning_rate_at(0, 1., **bad)

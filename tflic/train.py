@@ -2,6 +2,7 @@
 progress output, TensorBoard summaries and a NaN guard, around the models'
 Keras `train_step`."""
 
+import bisect
 import collections
 import json
 import math
@@ -137,17 +138,45 @@ def _format_seconds(seconds):
       else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def learning_rate_at(step, learning_rate, boundaries=(), values=()):
+  """The learning rate of the optimizer step that follows `step` completed
+  steps: piecewise constant, the first boundaries[0] steps at values[0], then
+  values[1] up to step boundaries[1], … (the papers' schedule: a fixed rate,
+  lowered for the last steps); `learning_rate` without a schedule."""
+  if not values:
+    if boundaries:
+      raise ValueError("--lr_boundaries needs --lr_values")
+    return learning_rate
+  try:
+    boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
+  except ValueError as e:
+    raise ValueError(f"learning-rate schedule: {e}") from None
+  if (len(values) != len(boundaries) + 1 or
+      boundaries != sorted(set(boundaries)) or min(boundaries, default=1) < 1
+      or min(values) <= 0):
+    raise ValueError(
+        f"learning-rate schedule: give increasing positive step boundaries "
+        f"and one more positive value ({len(boundaries)} boundaries "
+        f"{boundaries}, {len(values)} values {list(values)})")
+  return float(values[bisect.bisect_right(boundaries, step)])
+
+
 def train(model_name, model_args, train_data, model_dir, steps=1000000,
           batch_size=8, patch_size=256, lmbda=0.01, distortion="mse",
-          learning_rate=1e-4, strategy="default", checkpoint_every=1000,
-          log_every=100, seed=None, clip_norm=1., divergence_factor=10.):
+          learning_rate=1e-4, lr_boundaries=(), lr_values=(),
+          strategy="default", checkpoint_every=1000, log_every=100, seed=None,
+          clip_norm=1., divergence_factor=10.):
   """Trains until `steps` optimizer steps are done, resuming from the latest
-  checkpoint in model_dir (with the given learning rate). Gradients are clipped
+  checkpoint in model_dir (with the given learning rate, or the rate of the
+  resumed step under the schedule `learning_rate_at`). Gradients are clipped
   to a global norm of `clip_norm` (0: no clipping). Training stops, without
   saving, when a logged loss is not finite on every step, or when the mean
   of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
   the lowest such mean (single logged losses of small batches vary too much
   to compare): the last checkpoint stays intact. Returns the model."""
+  rate_at = lambda step: learning_rate_at(step, learning_rate, lr_boundaries,
+                                          lr_values)
+  rate_at(0)  # a bad schedule fails here
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
   strategy = make_strategy(strategy)
@@ -173,8 +202,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-  model.optimizer.learning_rate.assign(learning_rate)  # the flag wins on resume
   step = int(model.optimizer.iterations.numpy())
+  model.optimizer.learning_rate.assign(rate_at(step))  # the flags win on resume
   logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",
                model_name, model_args, "resuming" if step else "starting",
                step, steps, replicas, model_dir)
@@ -196,6 +225,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
   with _Interrupt() as interrupt:
     while step < steps:
+      if rate_at(step) != rate_at(step - 1):
+        model.optimizer.learning_rate.assign(rate_at(step))
+        logging.info("learning rate %g from step %d", rate_at(step), step + 1)
       logs = train_function(iterator)
       step += 1
       stop = interrupt.requested  # read once: a signal now is handled next step
