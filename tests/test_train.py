@@ -1,7 +1,9 @@
 """bin/train: a killed run resumes at its checkpoint; mirrored training on two
 logical CPU devices; a run directory is never mixed with another model."""
 
+import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,3 +98,18 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
               dict(boundaries=["x"], values=[1., 1.])):
     with pytest.raises(ValueError, match="lr_|schedule"):
       train.learning_rate_at(0, 1., **bad)
+
+
+def test_every_config_uses_flags_that_bin_train_defines():
+  """A misspelt flag in a flagfile would stop bin/train at start-up."""
+  source = open(os.path.join(ROOT, "bin/train")).read()
+  defined = set(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', source))
+  assert {"model", "lr_boundaries", "lr_values"} <= defined
+  configs = glob.glob(os.path.join(ROOT, "configs", "*.cfg"))
+  assert configs
+  for path in configs:
+    for line in open(path):
+      if line.startswith("--"):
+        name = line[2:].split("=")[0].strip()
+        assert name in defined or (name.startswith("no") and
+                                   name[2:] in defined), (path, name)
