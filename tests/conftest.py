@@ -94,9 +94,9 @@ def exports(tmp_path_factory, trained_dir, joint_dir, cheng_dir, qian_dir):
 
 
 @pytest.fixture(scope="session")
-def exported_dir(trained_dir, tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("export") / "hyperprior" / "1")
-  return export.export(train.load(trained_dir), path, name="hyperprior")
+def exported_dir(exports):
+  """The trained hyperprior's SavedModel."""
+  return exports["hyperprior"]
 
 
 def random_image(height, width, seed=0):

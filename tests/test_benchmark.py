@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from tflic import benchmark
 from tflic import train
 from tests.conftest import random_image
@@ -15,6 +17,7 @@ def test_measure(trained_dir):
   assert "overhead_percent" in benchmark.table({"m": result})
 
 
+@pytest.mark.slow
 def test_fresh_context_model_and_growth():
   model = benchmark.parse_spec(
       "joint:num_filters=8:latent_channels=8:hyper_channels=8")
@@ -39,6 +42,7 @@ def test_spec_errors():
       raise AssertionError(spec)
 
 
+@pytest.mark.slow
 def test_staged_model_reports_the_rate_by_stage():
   model = benchmark.parse_spec("qian2021:num_filters=8:latent_channels=8:"
                                "hyper_channels=8:search_rows=1")

@@ -102,7 +102,8 @@ def test_decoder_gets_the_encoders_latents(trained, photo):
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (17, 33), (70, 130)])
-@pytest.mark.parametrize("which", ["trained", "single_gaussian"])
+@pytest.mark.parametrize("which", [
+    "trained", pytest.param("single_gaussian", marks=pytest.mark.slow)])
 def test_any_size_round_trips(which, height, width, request):
   codec, latents = request.getfixturevalue(which)
   image = random_image(height, width, seed=width)

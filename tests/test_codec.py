@@ -57,6 +57,7 @@ def test_any_size_round_trips(codec, height, width):
   np.testing.assert_array_equal(decode(codec, data), decoded)  # deterministic
 
 
+@pytest.mark.slow
 def test_large_image_round_trips():
   """4000×3000 through a tiny (untrained) model."""
   model = models.create("factorized", num_filters=4)

@@ -14,7 +14,8 @@ def batch(size=64, count=4, seed=0):
   return next(iter(data.patches("samples", size, count)))
 
 
-@pytest.mark.parametrize("name", ["factorized", "hyperprior"])
+@pytest.mark.parametrize("name", [
+    pytest.param("factorized", marks=pytest.mark.slow), "hyperprior"])
 def test_training_lowers_the_loss(name):
   tf.keras.utils.set_random_seed(0)
   model = models.create(name, **{k: v for k, v in TINY.items()

@@ -148,8 +148,9 @@ def test_trained_model_codes_exactly_at_the_estimated_rate(qian_dir, photo):
   assert all(b > 0 for b in stage)
 
 
-@pytest.mark.parametrize("args", [dict(search_rows=1), dict(reference=False),
-                                  dict(normalization="gdn")])
+@pytest.mark.parametrize("args", [
+    dict(search_rows=1), dict(reference=False),
+    pytest.param(dict(normalization="gdn"), marks=pytest.mark.slow)])
 def test_bounded_search_and_ablations_round_trip(args):
   model = train.build("qian2021", dict(TINY, **args))
   codec = codec_lib.Codec(model)

@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from tflic import codec as codec_lib
 from tflic import export
@@ -47,6 +48,7 @@ def _fresh(exported_dir, image, mode, tmp_path):
   return open(path + ".bits", "rb").read(), np.load(path + ".out.npy")
 
 
+@pytest.mark.slow  # the fast suite: test_portability (TF2), test_joint (TF1)
 def test_fresh_process_round_trips_bit_exactly(exported_dir, tmp_path):
   image = random_image(37, 70, seed=3)
   library = codec_lib.SavedCodec(exported_dir)

@@ -72,10 +72,12 @@ def test_mirrored_on_two_logical_cpus(tmp_path):
 
 
 def test_other_model_in_same_dir_is_refused(tmp_path):
-  model_dir = f"--model_dir={tmp_path}/run"
-  assert run(["bin/train", *TINY_FLAGS, "--steps=1", model_dir]).returncode == 0
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  train.train("hyperprior", dict(num_filters=8, latent_channels=8,
+                                 hyper_channels=8), "samples",
+              f"{tmp_path}/run", steps=0)  # writes the run's config.json
   result = run(["bin/train", *TINY_FLAGS, "--num_filters=12", "--steps=2",
-                model_dir])
+                f"--model_dir={tmp_path}/run"])
   assert result.returncode == 1
   assert "use another --model_dir" in result.stderr.strip().splitlines()[-1]
 
