@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import bitstream
 from tflic import calibration
 from tflic import codec as codec_lib
 from tflic import train
@@ -92,6 +93,12 @@ def test_integer_reliability_and_combination():
     expect = -float(gr.reliability(tf.constant(math.sqrt(s2 / 2 ** 20)),
                                    tf.constant(u / 2 ** 15))) / (2 * unit)
     assert got == pytest.approx(expect, abs=1.5), (s2, u)
+    # The mixture's weight-logit term: ln(S⁺·U + ε) in units of 1/32.
+    got = int(reference.weight_logit(tf.constant(s2, tf.int64),
+                                     tf.constant(u, tf.int64)))
+    expect = float(gr.reliability(tf.constant(math.sqrt(s2 / 2 ** 20)),
+                                  tf.constant(u / 2 ** 15))) * 32
+    assert got == pytest.approx(expect, abs=1.), (s2, u)
   rng = np.random.default_rng(6)
   mean_a, mean_b = (rng.integers(-2000, 2000, 50).astype(np.int32) for _ in "ab")
   fine_a, fine_b = (rng.integers(-3000, 3000, 50).astype(np.int32) for _ in "ab")
@@ -123,8 +130,10 @@ def test_search_is_causal(search_rows):
 
 
 @pytest.mark.parametrize("reference", [True, False])
-def test_stages_are_causal(reference):
-  model = train.build("qian2021", dict(TINY, reference=reference))
+@pytest.mark.parametrize("combination", ["experts", "mixture"])
+def test_stages_are_causal(reference, combination):
+  model = train.build("qian2021", dict(TINY, reference=reference,
+                                       stage_combination=combination))
   rng = np.random.default_rng(2)
   y_hat = rng.integers(-4, 5, (1, 5, 6, 16)).astype(np.float32)
   hyper = tf.constant(rng.normal(size=(1, 5, 6, 32)), tf.float32)
@@ -133,10 +142,32 @@ def test_stages_are_causal(reference):
     changed = y_hat.reshape(1, 30, 16).copy()
     changed[0, p:] = rng.integers(-4, 5, changed[0, p:].shape)
     after = model.stages(tf.constant(changed.reshape(y_hat.shape)), hyper)
-    for (mean, precision), (mean2, precision2) in zip(before, after):
-      for a, b in ((mean, mean2), (precision, precision2)):
-        a, b = (tf.reshape(t, [30, 16]).numpy() for t in (a, b))
+    for stage, stage2 in zip(before, after):  # (weights, means, scales)
+      for a, b in zip(stage, stage2):
+        a, b = (tf.reshape(t, [30, -1]).numpy() for t in (a, b))
         np.testing.assert_array_equal(a[:p], b[:p])
+
+
+def test_mixture_combination_weights_the_reference_by_s_and_u():
+  """Stage k is the mixture of components 1..k; the reference component's
+  weight is scaled by S⁺·U (its logit gains the reliability)."""
+  model = train.build("qian2021", dict(TINY, stage_combination="mixture"))
+  m = 16
+  parts = [tf.constant(np.concatenate([np.full(m, mean), np.full(m, log_scale),
+                                       np.full(m, logit)])[None], tf.float32)
+           for mean, log_scale, logit in ((0., 0., 0.), (5., 1., .5),
+                                          (-3., 2., -1.))]
+  reliability = tf.constant([[math.log(.25)]])
+  weights, means, scales = (t.numpy()[0] for t in model._combine(
+      parts, reliability))
+  expect = np.exp([0., .5 + math.log(.25), -1.])
+  np.testing.assert_allclose(weights, np.tile(expect / expect.sum(), (m, 1)),
+                             rtol=1e-5)
+  np.testing.assert_allclose(means, np.tile([0., 5., -3.], (m, 1)))
+  np.testing.assert_allclose(scales, np.tile(np.exp([0., 1., 2.]), (m, 1)),
+                             rtol=1e-5)
+  single = model._combine(parts[:1])
+  assert single[0].shape == (1, m, 1) and float(single[0][0, 0, 0]) == 1.
 
 
 def test_trained_model_codes_exactly_at_the_estimated_rate(qian_dir, photo):
@@ -150,15 +181,21 @@ def test_trained_model_codes_exactly_at_the_estimated_rate(qian_dir, photo):
 
 @pytest.mark.parametrize("args", [
     dict(search_rows=1), dict(reference=False),
+    dict(stage_combination="mixture", search_rows=1),
+    pytest.param(dict(stage_combination="mixture", reference=False),
+                 marks=pytest.mark.slow),
     pytest.param(dict(normalization="gdn"), marks=pytest.mark.slow)])
 def test_bounded_search_and_ablations_round_trip(args):
   model = train.build("qian2021", dict(TINY, **args))
   codec = codec_lib.Codec(model)
   image = random_image(70, 100, seed=4)
-  data = codec.encode(image)["bitstream_bytes"]
-  decoded = codec.decode(data)["image"].numpy()
   x = tf.cast(codec_lib.pad_to_multiple(image, 64), tf.float32)[None] / 255.
   _, encoded = tf.function(model.encode_latents)(x)
+  data = codec.encode(image)["bitstream_bytes"]
+  decoded = codec.decode(data)["image"].numpy()
+  # A few hundred bytes: allow the range coders' final bytes.
+  payload = len(data.numpy()) - bitstream.header_bytes(2)
+  assert payload <= 1.01 * float(model.estimate_bits(x)) / 8 + 8
   expected = codec_lib.to_uint8(model.synthesis(encoded["y_hat"])[0])
   np.testing.assert_array_equal(decoded, expected[:70, :100].numpy())
 

@@ -16,10 +16,12 @@ the decoder can do. In the coder the search is incremental (one
 matrix-vector product against the kept normalized patches per position), and
 `search_rows` can bound it to the latent rows above (linear cost in area).
 
-The stages are combined as Gaussian experts: precisions add, in the log
-domain with log-sum-exp, and means are precision-weighted; the reference
+The stages are combined either as Gaussian experts: precisions add, in the
+log domain with log-sum-exp, and means are precision-weighted; the reference
 expert's precision is scaled by S·U, so an unreliable reference (S·U → 0)
-leaves the context-only estimate unchanged.
+leaves the context-only estimate unchanged; or, as in the authors' code, as
+the components of one Gaussian mixture whose reference component's weight is
+scaled by S·U (its logit gains log S + log U).
 
 For coding, `IntegerReference` computes all of it on integers, so that every
 machine selects the same reference and parameters: the search compares
@@ -34,6 +36,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tflic.entropy import bisection
 from tflic.entropy import integer_gaussian as ig
 
 NONE = -2.  # the similarity of "no candidate"; every cosine is ≥ −1
@@ -178,14 +181,28 @@ class IntegerReference(tf.Module):
         v, tf.maximum(e - 10, 0)), tf.maximum(10 - e, 0))
     return tf.gather(self.logarithms, mantissa - 1024) + (e - 10) * self._ln2
 
+  def _log_reliability(self, s2, u):
+    """(ln(S⁺·U) in 2^−12 nats, whether S⁺·U > 0)."""
+    ln = ((self._log(tf.maximum(s2, 1)) - _S2_BITS * self._ln2) // 2 +
+          self._log(tf.maximum(u, 1)) - _U_BITS * self._ln2)
+    return ln, (s2 > 0) & (u > 0)
+
   def reliability(self, s2, u):
     """−ln(S⁺·U + ε) / 2u: what the reference expert's log σ (fine units)
     gains, making its precision S⁺·U times smaller."""
-    known = (s2 > 0) & (u > 0)
-    ln = ((self._log(tf.maximum(s2, 1)) - _S2_BITS * self._ln2) // 2 +
-          self._log(tf.maximum(u, 1)) - _U_BITS * self._ln2)
+    ln, known = self._log_reliability(s2, u)
     return tf.cast(tf.where(known, -ln * self._to_fine // (1 << 28),
                             self._none), tf.int32)
+
+  def weight_logit(self, s2, u):
+    """ln(S⁺·U + ε) in mixture-logit units (`bisection.LOGIT_STEP`): what
+    the reference component's weight logit gains (`reliability`, mixture
+    combination)."""
+    ln, known = self._log_reliability(s2, u)
+    unit = round((1 << _LN_BITS) * bisection.LOGIT_STEP)  # in 2^−12 nats
+    logit = (ln + unit // 2) // unit
+    none = round(math.log(EPSILON) / bisection.LOGIT_STEP)
+    return tf.cast(tf.where(known, logit, none), tf.int32)
 
   def combine(self, mean_a, fine_a, mean_b, fine_b):
     """The product of two Gaussian experts (means in 2^−MEAN_BITS, log σ in

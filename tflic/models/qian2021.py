@@ -7,21 +7,31 @@ and an entropy model that adds evidence in stages (Fig. 5):
   2. + global reference (`entropy.global_reference`): the relevant latents
      of the most similar earlier patch, their expert weighted by S·U → (μ₂, σ₂);
   3. + hyperprior → (μ₃, σ₃), the only stage that codes.
-Each stage's network sees the features of the stages before it and its own
-estimate is combined with theirs as a product of Gaussian experts
-(log-sum-exp of the log-precisions). Training minimizes a weighted sum of the
-three stages' rates: `stage_weights` for `warmup_steps`, then
-`final_stage_weights`. `reference=False` (no stage 2) and
-`normalization="gdn"` give the paper's ablations.
+Each stage's network sees the features of the stages before it. How its
+estimate joins theirs is `stage_combination`:
+  - "experts": a product of Gaussian experts (log-sum-exp of the
+    log-precisions; the reference expert's precision times S·U): the paper's
+    text ("log-sum-exp" for the combination);
+  - "mixture": the stages' (μ, σ) are the components of one discretized
+    Gaussian mixture, with weight logits from the stage networks and log S +
+    log U added to the reference component's logit: the authors' code
+    ("the output of the global reference is multiplied by S and U"). Stage k
+    is the mixture of components 1..k. Unlike experts, a later stage can
+    widen the distribution or discount a confidently wrong context mean.
+Training minimizes a weighted sum of the three stages' rates: `stage_weights`
+for `warmup_steps`, then `final_stage_weights`. `reference=False` (no stage
+2) and `normalization="gdn"` give the paper's ablations.
 
 Coding runs every stage on integers (`freeze`): the three stage networks,
 the masked convolutions and h_s as integer networks, the search, S, U and the
-combination with `global_reference.IntegerReference`.
+combination with `global_reference.IntegerReference`; ŷ is coded under the
+stage-3 Gaussian (`GaussianTable`) or mixture (`BisectionCoder`).
 """
 
 import tensorflow as tf
 
 from tflic.entropy import autoregressive
+from tflic.entropy import bisection
 from tflic.entropy import entropy_parameters as ep
 from tflic.entropy import global_reference as gr
 from tflic.entropy import integer_gaussian as ig
@@ -29,8 +39,11 @@ from tflic.entropy import mixture
 from tflic.layers.masked_conv import MaskedConv2D, causal_offsets
 from tflic.models.context_model import (ContextModel, bits,
                                         entropy_parameters, noisy, quantize,
-                                        scale)
+                                        scale, softmax)
 from tflic.models.hyperprior import transforms
+
+
+COMBINATIONS = ("experts", "mixture")
 
 
 def _gaussian(mean, log_precision):
@@ -45,19 +58,35 @@ def _expert(params):
   return mean, -2. * log_scale
 
 
+def _mixture(components):
+  """(weights, means, scales) [..., M, K] of the mixture of components
+  [(μ, log σ, weight logit)] [..., M] each."""
+  means, log_scales, logits = (tf.stack(t, -1) for t in zip(*components))
+  return softmax(logits), means, scale(log_scales)
+
+
 class Qian2021(ContextModel):
-  """Streams: [ẑ (factorized prior), ŷ (stage-3 Gaussian, serial coder)]."""
+  """Streams: [ẑ (factorized prior), ŷ (stage-3 distribution, serial
+  coder)]."""
 
   def __init__(self, num_filters=192, latent_channels=192, hyper_channels=192,
                reference=True, normalization="gsdn", reference_size=3,
                search_rows=0, warmup_steps=100000,
                stage_weights=(.3, .3, .4), final_stage_weights=(.1, .1, .8),
-               lmbda=0.01, distortion="mse", **kwargs):
+               stage_combination="experts", lmbda=0.01, distortion="mse",
+               **kwargs):
+    if stage_combination not in COMBINATIONS:
+      raise ValueError(f"stage_combination must be one of {COMBINATIONS}, "
+                       f"not {stage_combination!r}")
+    self.stage_combination = stage_combination
     m = latent_channels
+    # Per stage and channel: (μ, log σ), + a weight logit for the mixture.
+    outputs = (3 if stage_combination == "mixture" else 2) * m
     super().__init__(
         transforms(num_filters, m, hyper_channels, 2 * m,
                    gsdn=normalization == "gsdn"),
-        m, hyper_channels, 2 * m, lmbda=lmbda, distortion=distortion, **kwargs)
+        m, hyper_channels, outputs, lmbda=lmbda, distortion=distortion,
+        **kwargs)
     if normalization not in ("gsdn", "gdn"):
       raise ValueError(f"normalization must be 'gsdn' or 'gdn', not "
                        f"{normalization!r}")
@@ -81,36 +110,63 @@ class Qian2021(ContextModel):
     if self.reference:
       self.reference_model = MaskedConv2D(2 * m, k, "B", name="reference_model")
       self.reference_parameters = entropy_parameters(
-          m, 2 * m, "reference_parameters", "rp")
+          m, outputs, "reference_parameters", "rp")
     self.hyper_parameters = entropy_parameters(
-        m, 2 * m, "hyper_parameters", "hp")
+        m, outputs, "hyper_parameters", "hp")
     self.search_offsets = causal_offsets(k, k, "A")
     self.relevant_offsets = causal_offsets(k, k, "B")
 
   def split_parameters(self, params):
+    """A stage network's output → (logit or None, μ, log σ) [..., M, 1]."""
+    if self.stage_combination == "mixture":
+      mean, log_scale, logit = tf.split(params, 3, axis=-1)
+      return logit[..., None], mean[..., None], log_scale[..., None]
     mean, log_scale = tf.split(params, 2, axis=-1)
     return None, mean[..., None], log_scale[..., None]
 
   # -- the three stages, in parallel (training, estimates) ------------------------
   def stages(self, y_hat, hyper):
-    """[(μ_k, log-precision_k)] of stages 1..3 for ŷ [B, H, W, M] and the
-    hyper features; every input at a position comes from earlier ones."""
+    """The distributions (weights, means, scales) [..., M, K] of stages 1..3
+    for ŷ [B, H, W, M] and the hyper features; every input at a position
+    comes from earlier ones."""
     context = self.context_model(y_hat)
-    estimates = [_expert(self.entropy_parameters(context))]
+    parts = [self.entropy_parameters(context)]
     inputs = [context]
+    reliability = None
     if self.reference:
-      relevant, reliability = self.reference_features(y_hat, *estimates[0])
-      mean, log_precision = _expert(
-          self.reference_parameters(tf.concat([context, relevant], -1)))
-      estimates.append(gr.combine(*estimates[-1], mean,
-                                  log_precision + reliability))
+      relevant, reliability = self.reference_features(
+          y_hat, self._combine(parts[:1]))
+      parts.append(self.reference_parameters(tf.concat([context, relevant],
+                                                       -1)))
       inputs.append(relevant)
-    estimates.append(gr.combine(*estimates[-1], *_expert(
-        self.hyper_parameters(tf.concat(inputs + [hyper], -1)))))
-    return estimates
+    parts.append(self.hyper_parameters(tf.concat(inputs + [hyper], -1)))
+    return [self._combine(parts[:k], reliability)
+            for k in range(1, len(parts) + 1)]
 
-  def reference_features(self, y_hat, mean, log_precision):
-    """The relevant latents' features at each position and log(S⁺·U)."""
+  def _combine(self, parts, reliability=None):
+    """The distribution of the stage networks' outputs `parts` (stage 1,
+    [2,] …), combined by `stage_combination`; the reference stage (the
+    second of three) weighted by `reliability` = log(S⁺·U)."""
+    if self.stage_combination == "mixture":
+      components = []
+      for i, params in enumerate(parts):
+        logit, mean, log_scale = (t[..., 0] for t in
+                                  self.split_parameters(params))
+        if i == 1 and self.reference:
+          logit += reliability
+        components.append((mean, log_scale, logit))
+      return _mixture(components)
+    estimate = _expert(parts[0])
+    for i, params in enumerate(parts[1:], 1):
+      mean, log_precision = _expert(params)
+      if i == 1 and self.reference:
+        log_precision += reliability
+      estimate = gr.combine(*estimate, mean, log_precision)
+    return _gaussian(*estimate)
+
+  def reference_features(self, y_hat, first):
+    """The relevant latents' features at each position and log(S⁺·U),
+    given stage 1's distribution `first`."""
     shape = tf.shape(y_hat)
     batch, height, width = shape[0], shape[1], shape[2]
     patches = gr.normalize(gr.shifted(y_hat, self.search_offsets))
@@ -122,7 +178,7 @@ class Qian2021(ContextModel):
         tf.gather(tf.reshape(features, [batch, height * width, -1]), index,
                   batch_dims=1),
         self.reference_model.bias)  # no reference: the conv of zeros
-    p = mixture.likelihood(y_hat, *_gaussian(mean, log_precision))
+    p = mixture.likelihood(y_hat, *first)
     u = tf.reshape(tf.reduce_mean(p, -1), [batch, height * width])
     u = tf.where(valid, tf.gather(u, index, batch_dims=1), 0.)
     reliability = gr.reliability(tf.stop_gradient(s), tf.stop_gradient(u))
@@ -151,17 +207,17 @@ class Qian2021(ContextModel):
     y, y_hat, z_bits, estimates = self._estimates(x, training)
     if training:
       values = noisy(y)
-      y_bits = tf.add_n([w * bits(values, *_gaussian(*e))
+      y_bits = tf.add_n([w * bits(values, *e)
                          for w, e in zip(self._weights(), estimates)])
     else:  # the rate of the coded file: stage 3 only
-      y_bits = bits(y_hat, *_gaussian(*estimates[-1]))
+      y_bits = bits(y_hat, *estimates[-1])
     return self.synthesis(y_hat), z_bits + y_bits
 
   def stage_bits(self, x):
     """Bits of ŷ under each stage's parameters (stage 2: None without the
     reference): how much each stage's evidence saves on the same latents."""
     _, y_hat, _, estimates = self._estimates(x, training=False)
-    result = [tf.reduce_sum(bits(y_hat, *_gaussian(*e))) for e in estimates]
+    result = [tf.reduce_sum(bits(y_hat, *e)) for e in estimates]
     return result if self.reference else [result[0], None, result[1]]
 
   # -- coding: the stages on integers ------------------------------------------
@@ -179,7 +235,9 @@ class Qian2021(ContextModel):
     hyper_scale, hyper_max, hypers = path.freeze_hyper(
         z_hats, self.hyper_prior.offset)
     context_scale, context_max, contexts = path.freeze_context(y_hats)
-    head = ep.head(["mean"] * m + ["fine_log_scale"] * m)
+    mixed = self.stage_combination == "mixture"
+    head = ep.head(["mean"] * m + ["log_scale" if mixed else "fine_log_scale"]
+                   * m + ["logit"] * m * mixed)
     parts = [(2 * m, context_scale, context_max)]
     inputs = [contexts]
     self.integer_stages = [ep.convert_chain(
@@ -189,7 +247,7 @@ class Qian2021(ContextModel):
       self.integer_reference_model, relevant_scale, relevant_max, _ = (
           ep.convert_chain([self.reference_model], y_hats, 1., ep.Y_MAX))
       relevants = [self.reference_features(
-          y_hat, *_expert(self.entropy_parameters(context)))[0]
+          y_hat, self._combine([self.entropy_parameters(context)]))[0]
                    for y_hat, context in zip(y_hats, contexts)]
       parts.append((2 * m, relevant_scale, relevant_max))
       inputs.append(relevants)
@@ -203,7 +261,7 @@ class Qian2021(ContextModel):
         self.hyper_parameters.layers, [tf.concat(t, -1) for t in zip(*inputs)],
         *ep.concatenated(*parts), head)[0])
     self.integer_reference = gr.IntegerReference(ep.FINE_BITS)
-    self.coder = ig.GaussianTable()
+    self.coder = bisection.BisectionCoder() if mixed else ig.GaussianTable()
 
   def encode_y(self, handle, z_hat, y_symbols):
     """The encoder runs the serial loop too (the search is incremental)."""
@@ -257,9 +315,29 @@ class Qian2021(ContextModel):
     else:
       state = (buffers,)
 
+    mixed = self.stage_combination == "mixture"
+
     def split(h):
-      mean, fine = tf.split(h[0], 2)
-      return mean, fine
+      """A stage's integers: (μ, log σ (fine units; mixture: scale index)
+      [, weight logit]), [M] each."""
+      return tf.split(h[0], 3 if mixed else 2)
+
+    def scale_index(part):
+      return part[1] if mixed else reference.scale_index(part[1])
+
+    def combine(parts, s2, u):
+      """The coder's parameters from the stages' integers: `_combine`."""
+      if mixed:
+        means, scales, logits = ([part[i] for part in parts] for i in range(3))
+        if self.reference:
+          logits[1] += reference.weight_logit(s2, u)
+        return tf.stack(logits, -1), tf.stack(means, -1), tf.stack(scales, -1)
+      mean, fine = parts[0]
+      for i, (mean_i, fine_i) in enumerate(parts[1:], 1):
+        if i == 1 and self.reference:
+          fine_i += reference.reliability(s2, u)
+        mean, fine = reference.combine(mean, fine, mean_i, fine_i)
+      return mean, reference.scale_index(fine)
 
     def row(y, state):
       return causal.row(y, constants, state[0]), hyper[y]
@@ -268,8 +346,7 @@ class Qian2021(ContextModel):
       p = y * width + x
       accumulators, hyper_row = row
       context, buffers = causal.step(p, x, accumulators, constants, state[0])
-      stage1 = split(stages[0]([context]))
-      estimate, inputs = stage1, [context]
+      parts, inputs, s2, u = [split(stages[0]([context]))], [context], None, None
       if self.reference:
         _, patches, norms, confidence = state
         patch, norm = reference.patch(buffers[0].gather(search_slots[p]))
@@ -282,22 +359,19 @@ class Qian2021(ContextModel):
         relevant = relevant_model.requantize(tf.matmul(
             tf.reshape(buffers[0].gather(relevant_slots[slot]), [1, -1]),
             relevant_kernel) + relevant_model.bias)
-        mean, fine = split(stages[1]([context, relevant]))
-        fine += reference.reliability(s2, confidence.read(slot))
-        estimate = reference.combine(*estimate, mean, fine)
+        u = confidence.read(slot)
+        parts.append(split(stages[1]([context, relevant])))
         inputs.append(relevant)
-      estimate = reference.combine(*estimate, *split(stages[-1](
-          inputs, hyper_row[x][None])))
+      parts.append(split(stages[-1](inputs, hyper_row[x][None])))
 
       def finish(value):
         ys = [buffers[0].write(p + 1, value)] + buffers[1:]
         if not self.reference:
           return (ys,)
-        u = reference.confidence(value, stage1[0],
-                                 reference.scale_index(stage1[1]))
+        kept = reference.confidence(value, parts[0][0], scale_index(parts[0]))
         return (ys, patches.write(p, patch), norms.write(p, norm),
-                confidence.write(p + 1, u))
-      return (estimate[0], reference.scale_index(estimate[1])), finish
+                confidence.write(p + 1, kept))
+      return combine(parts, s2, u), finish
 
     def decoded(state):
       return tf.reshape(state[0][0].stack()[1:], [height, width, -1])
@@ -311,4 +385,5 @@ class Qian2021(ContextModel):
                 reference_size=self.reference_size,
                 search_rows=self.search_rows, warmup_steps=self.warmup_steps,
                 stage_weights=self.stage_weights,
-                final_stage_weights=self.final_stage_weights)
+                final_stage_weights=self.final_stage_weights,
+                stage_combination=self.stage_combination)
