@@ -51,15 +51,19 @@ def test_layout_and_round_trip():
           lambda: bitstream.verify_latents(check, other, tf.constant(1)))
 
 
-def test_version_1_files_are_refused_by_version():
+def with_version(version):
+  """A container of another format version, with a valid integrity check."""
   data = bytearray(pack())
-  data[4] = 1
+  data[4] = version
   payload = bytes(data[:-8])
-  resealed = payload + bitstream._be_bytes(  # pylint: disable=protected-access
+  return payload + bitstream._be_bytes(  # pylint: disable=protected-access
       bitstream.check_value(payload), 8).numpy()
+
+
+def test_version_1_files_are_refused_by_version():
   with pytest.raises(bitstream.BitstreamError,
                      match="unsupported format version"):
-    unpack(resealed)
+    unpack(with_version(1))
 
 
 @pytest.mark.parametrize("data, message", [
@@ -108,12 +112,7 @@ def test_absurd_size_refused_before_decoding():
 
 
 def test_version_and_stream_count_checked():
-  data = bytearray(pack())
-  data[4] = 9
-  payload = bytes(data[:-8])
-  resealed = payload + bitstream._be_bytes(  # pylint: disable=protected-access
-      bitstream.check_value(payload), 8).numpy()
   with pytest.raises(bitstream.BitstreamError, match="version"):
-    unpack(resealed)
+    unpack(with_version(9))
   with pytest.raises(bitstream.BitstreamError, match="inconsistent"):
     unpack(pack(streams=STREAMS + [b"a third stream"]))
