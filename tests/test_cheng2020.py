@@ -115,7 +115,8 @@ def test_any_size_round_trips(which, height, width, request):
   np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
 
 
-@pytest.mark.parametrize("which", ["trained", "single_gaussian"])
+@pytest.mark.parametrize("which", [
+    "trained", pytest.param("single_gaussian", marks=pytest.mark.slow)])
 def test_parallel_encoder_writes_the_serial_encoders_stream(which, request):
   codec, _ = request.getfixturevalue(which)
   assert_parallel_encoder_matches_serial(codec.model,

@@ -180,8 +180,9 @@ def test_trained_model_codes_exactly_at_the_estimated_rate(qian_dir, photo):
 
 
 @pytest.mark.parametrize("args", [
-    dict(search_rows=1), dict(reference=False),
     dict(stage_combination="mixture", search_rows=1),
+    pytest.param(dict(search_rows=1), marks=pytest.mark.slow),
+    pytest.param(dict(reference=False), marks=pytest.mark.slow),
     pytest.param(dict(stage_combination="mixture", reference=False),
                  marks=pytest.mark.slow),
     pytest.param(dict(normalization="gdn"), marks=pytest.mark.slow)])

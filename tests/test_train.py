@@ -19,6 +19,7 @@ TINY_FLAGS = ["--model=hyperprior", "--num_filters=8", "--latent_channels=8",
               "--learning_rate=1e-3", "--log_every=1"]
 
 
+@pytest.mark.slow  # resuming: test_sigterm_saves_and_resumes
 def test_killed_run_resumes_at_its_step(tmp_path):
   model_dir = str(tmp_path / "run")
   command = [sys.executable, os.path.join(ROOT, "bin/train"), *TINY_FLAGS,
