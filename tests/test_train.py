@@ -94,13 +94,13 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
                       lr_boundaries=[1], lr_values=[1e-3, 1e-5], **common)
   assert int(model.optimizer.iterations) == 2
   assert float(model.optimizer.learning_rate) == np.float32(1e-5)
-  assert [train.learning_rate_at(s, 1., [4], [2., 3.]) for s in (0, 3, 4)] == [
-      2., 2., 3.]
+  schedule = train.learning_rate_schedule(1., [4], [2., 3.])
+  assert [schedule(s) for s in (0, 3, 4)] == [2., 2., 3.]
   for bad in (dict(boundaries=[4]), dict(boundaries=[4], values=[1.]),
               dict(boundaries=[4, 2], values=[1., 1., 1.]),
               dict(boundaries=["x"], values=[1., 1.])):
     with pytest.raises(ValueError, match="lr_|schedule"):
-      train.learning_rate_at(0, 1., **bad)
+      train.learning_rate_schedule(1., **bad)
 
 
 def test_every_config_uses_flags_that_bin_train_defines():

@@ -138,15 +138,16 @@ def _format_seconds(seconds):
       else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def learning_rate_at(step, learning_rate, boundaries=(), values=()):
-  """The learning rate of the optimizer step that follows `step` completed
-  steps: piecewise constant, the first boundaries[0] steps at values[0], then
-  values[1] up to step boundaries[1], … (the papers' schedule: a fixed rate,
-  lowered for the last steps); `learning_rate` without a schedule."""
+def learning_rate_schedule(learning_rate, boundaries=(), values=()):
+  """step → the learning rate of the optimizer step that follows `step`
+  completed steps: piecewise constant, the first boundaries[0] steps at
+  values[0], then values[1] up to step boundaries[1], … (the papers'
+  schedule: a fixed rate, lowered for the last steps); `learning_rate`
+  without a schedule. A bad schedule is a ValueError here."""
   if not values:
     if boundaries:
       raise ValueError("--lr_boundaries needs --lr_values")
-    return learning_rate
+    return lambda step: learning_rate
   try:
     boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
   except ValueError as e:
@@ -157,8 +158,8 @@ def learning_rate_at(step, learning_rate, boundaries=(), values=()):
     raise ValueError(
         f"learning-rate schedule: give increasing positive step boundaries "
         f"and one more positive value ({len(boundaries)} boundaries "
-        f"{boundaries}, {len(values)} values {list(values)})")
-  return float(values[bisect.bisect_right(boundaries, step)])
+        f"{boundaries}, {len(values)} values {values})")
+  return lambda step: values[bisect.bisect_right(boundaries, step)]
 
 
 def train(model_name, model_args, train_data, model_dir, steps=1000000,
@@ -168,15 +169,13 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           clip_norm=1., divergence_factor=10.):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
-  resumed step under the schedule `learning_rate_at`). Gradients are clipped
+  resumed step under `learning_rate_schedule`). Gradients are clipped
   to a global norm of `clip_norm` (0: no clipping). Training stops, without
   saving, when a logged loss is not finite on every step, or when the mean
   of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
   the lowest such mean (single logged losses of small batches vary too much
   to compare): the last checkpoint stays intact. Returns the model."""
-  rate_at = lambda step: learning_rate_at(step, learning_rate, lr_boundaries,
-                                          lr_values)
-  rate_at(0)  # a bad schedule fails here
+  rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
   strategy = make_strategy(strategy)
