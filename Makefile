@@ -32,11 +32,14 @@ demo: install
 	@echo "SavedModel:    $(DEMO_EXPORT)"
 	@echo "training run:  build/runs/hyperprior_tiny (tensorboard --logdir build/runs)"
 
+# Both cores: pytest-xdist workers share the trained fixtures (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-all: install
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m ""
 
 clean:
 	rm -rf build

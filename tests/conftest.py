@@ -1,9 +1,15 @@
-"""Shared fixtures: sample photos, a tiny trained hyperprior and its SavedModel."""
+"""Shared fixtures: sample photos, tiny trained models and their SavedModels.
+
+The suite runs on both cores (`make test`: pytest-xdist, 2 workers); a model
+that several workers need is trained or exported once, by the first worker
+that asks for it, and shared through the session's temporary directory."""
 
 import os
+import shutil
 import subprocess
 import sys
 
+import filelock
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -38,15 +44,29 @@ def photo():
   return images.read_image(data.samples_holdout())[0]
 
 
+def shared(tmp_path_factory, name, make):
+  """A directory that make(path) fills once per test session, whichever
+  worker asks first; the others wait for it."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the session's directory, above the workers' own
+  path = root / f"shared-{name}"
+  with filelock.FileLock(f"{path}.lock"):
+    if not (path / ".done").exists():
+      shutil.rmtree(path, ignore_errors=True)
+      make(str(path))
+      (path / ".done").touch()
+  return str(path)
+
+
 def _train(tmp_path_factory, name, args, steps, seed, **kwargs):
   """A tiny model trained briefly on the sample photos (gradients clipped,
   so that a short run at a high learning rate does not end far off); its run
   directory."""
-  model_dir = str(tmp_path_factory.mktemp(name))
-  train.train(name, args, "samples", model_dir, steps=steps, batch_size=4,
-              patch_size=128, learning_rate=3e-3, checkpoint_every=steps,
-              log_every=steps, seed=seed, **kwargs)
-  return model_dir
+  return shared(tmp_path_factory, f"run-{name}", lambda path: train.train(
+      name, args, "samples", path, steps=steps, batch_size=4, patch_size=128,
+      learning_rate=3e-3, checkpoint_every=steps, log_every=steps, seed=seed,
+      **kwargs))
 
 
 @pytest.fixture(scope="session")
@@ -78,25 +98,31 @@ def trained_model(trained_dir):
   return train.load(trained_dir)
 
 
+def _export(tmp_path_factory, name, run_dir=None):
+  """The SavedModel of a trained run (without one: fresh weights, N = 16)."""
+  def make(path):
+    model = (train.load(run_dir) if run_dir else
+             train.build(name, dict(num_filters=16)))
+    export.export(model, os.path.join(path, "1"), name=name)
+  return os.path.join(shared(tmp_path_factory, f"export-{name}", make), "1")
+
+
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory, trained_dir, joint_dir, cheng_dir, qian_dir):
+def exported_dir(tmp_path_factory, trained_dir):
+  """The trained hyperprior's SavedModel."""
+  return _export(tmp_path_factory, "hyperprior", trained_dir)
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory, exported_dir, joint_dir, cheng_dir, qian_dir):
   """A SavedModel of every registered model, by name (trained briefly by
   the fixtures above; factorized untrained)."""
-  root = tmp_path_factory.mktemp("exports")
-  runs = dict(hyperprior=trained_dir, joint=joint_dir, cheng2020=cheng_dir,
-              qian2021=qian_dir)
-  result = {}
+  runs = dict(joint=joint_dir, cheng2020=cheng_dir, qian2021=qian_dir)
+  result = dict(hyperprior=exported_dir)
   for name in models.names():
-    model = (train.load(runs[name]) if name in runs else
-             train.build(name, dict(num_filters=16)))
-    result[name] = export.export(model, str(root / name / "1"), name=name)
+    if name != "hyperprior":
+      result[name] = _export(tmp_path_factory, name, runs.get(name))
   return result
-
-
-@pytest.fixture(scope="session")
-def exported_dir(exports):
-  """The trained hyperprior's SavedModel."""
-  return exports["hyperprior"]
 
 
 def random_image(height, width, seed=0):
@@ -121,7 +147,7 @@ def assert_exact_coding(model, x):
   """Encoder and decoder agree on every latent, and the streams' size matches
   the model's estimated rate. Returns the encoder's latents."""
   streams, encoded = tf.function(model.encode_latents)(x)
-  _, decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
+  decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
   for name in ("y_hat", "z_hat"):
     np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
   payload = sum(len(s.numpy()) for s in streams)
