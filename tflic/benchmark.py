@@ -2,7 +2,11 @@
 estimate, encode/decode seconds (medians, after one warm-up image) and, for
 context models, the cost of the serial coding loop per latent position."""
 
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -11,6 +15,7 @@ import tensorflow as tf
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import evaluate
+from tflic import export
 from tflic import models
 from tflic import train
 from tflic.models.context_model import ContextModel
@@ -129,3 +134,85 @@ def growth(label, sized):
               for key in ("encode_s", "decode_s", "loop_s") if base[key]]
     parts.append(f"area ×{pixels / area:.2f}: " + ", ".join(ratios))
   return f"{label}: " + "; ".join(parts)
+
+
+_CODE_ONCE = """
+import resource, sys, time
+import numpy as np
+from tflic import codec
+saved = codec.SavedCodec(sys.argv[1])
+operation, path = sys.argv[2], sys.argv[3]
+if operation == "encode":
+  image = np.load(path)
+  start = time.perf_counter()
+  data = saved.encode(image)
+  seconds = time.perf_counter() - start
+  with open(path + ".tfl", "wb") as f:
+    f.write(data)
+else:
+  with open(path + ".tfl", "rb") as f:
+    data = f.read()
+  start = time.perf_counter()
+  saved.decode(data)
+  seconds = time.perf_counter() - start
+print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def peak_memory(model, images, memory_budget, progress=None):
+  """Exports `model` with `memory_budget` and codes each image (uint8
+  arrays) once in a fresh process per operation: [{pixels, encode_s,
+  encode_bytes, decode_s, decode_bytes}] (seconds of the call; peak RSS of
+  the whole process, or None and the error where it failed, e.g. killed
+  for lack of memory)."""
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    path = export.export(model, os.path.join(tmp, "model"),
+                         memory_budget=memory_budget)
+    for image in images:
+      row = dict(pixels=image.shape[0] * image.shape[1], error=None)
+      np.save(os.path.join(tmp, "image.npy"), image)
+      for operation in ("encode", "decode"):
+        if progress:
+          progress(f"{image.shape[1]}x{image.shape[0]} {operation}")
+        result = subprocess.run(
+            [sys.executable, "-c", _CODE_ONCE, path, operation,
+             os.path.join(tmp, "image.npy")], capture_output=True, text=True,
+            check=False)
+        if result.returncode:
+          row[operation + "_s"] = row[operation + "_bytes"] = None
+          row["error"] = (result.stderr.strip().splitlines() or
+                          [f"exit status {result.returncode}"])[-1]
+          break
+        seconds, peak = result.stdout.split()[-2:]
+        row[operation + "_s"], row[operation + "_bytes"] = float(seconds), int(peak)
+      rows.append(row)
+  return rows
+
+
+def memory_table(results):
+  """{label: peak_memory(...)} → a text table; per label, the growth of the
+  seconds per megapixel from the smallest to the largest size."""
+  cell = lambda v, f: "−" if v is None else f.format(v)
+  width = max(len(label) for label in results) + 2
+  lines = [f"{'model':<{width}}{'MP':>7}{'encode s':>10}{'encode GB':>11}"
+           f"{'decode s':>10}{'decode GB':>11}  error"]
+  for label, rows in results.items():
+    for r in rows:
+      gb = lambda v: None if v is None else v / 2 ** 30
+      lines.append(
+          f"{label:<{width}}{r['pixels'] / 1e6:>7.2f}"
+          f"{cell(r.get('encode_s'), '{:.2f}'):>10}"
+          f"{cell(gb(r.get('encode_bytes')), '{:.2f}'):>11}"
+          f"{cell(r.get('decode_s'), '{:.2f}'):>10}"
+          f"{cell(gb(r.get('decode_bytes')), '{:.2f}'):>11}  {r['error'] or ''}")
+    done = [r for r in rows if r["decode_s"] is not None]
+    if len(done) > 1:
+      first, last = done[0], done[-1]
+      per = lambda r, k: r[k] / (r["pixels"] / 1e6)
+      lines.append(f"{label}: seconds per MP from {first['pixels'] / 1e6:.1f} to "
+                   f"{last['pixels'] / 1e6:.1f} MP: encode "
+                   f"{per(first, 'encode_s'):.2f} → {per(last, 'encode_s'):.2f}, "
+                   f"decode {per(first, 'decode_s'):.2f} → "
+                   f"{per(last, 'decode_s'):.2f}")
+  return "\n".join(lines)

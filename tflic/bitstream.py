@@ -163,6 +163,19 @@ def verify_latents(expected, latents, output):
     return tf.identity(output)
 
 
+def check_size(data, max_pixels):
+  """Refuses, before any decoding, a container whose header claims an image
+  of more than `max_pixels` pixels (a server's own limit, below MAX_PIXELS;
+  everything else is checked in the graph)."""
+  if len(data) >= _FIXED and data[:4] == MAGIC:
+    height = int.from_bytes(data[13:17], "big")
+    width = int.from_bytes(data[17:21], "big")
+    if height * width > max_pixels:
+      raise BitstreamError(
+          f"image size {width}×{height} is over the limit of {max_pixels} "
+          "pixels")
+
+
 def raise_bitstream_errors(fn):
   """Calls fn(); an in-graph bitstream error becomes a `BitstreamError`."""
   try:

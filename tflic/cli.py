@@ -44,3 +44,18 @@ def positional(argv, names):
   if len(args) != len(names):
     raise app.UsageError(f"expected {len(names)} arguments: {' '.join(names)}")
   return args
+
+
+def memory_bytes(text):
+  """'2G', '512M', '1.5G' or a number of bytes → bytes; 'none' → None."""
+  text = text.strip().upper()
+  if text == "NONE":
+    return None
+  units = dict(K=1 << 10, M=1 << 20, G=1 << 30)
+  try:
+    value = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+  except ValueError:
+    value = -1
+  if value <= 0:
+    raise ValueError(f"--memory_budget: expected e.g. 2G, 512M or none, not {text!r}")
+  return int(value)

@@ -8,6 +8,10 @@ import numpy as np
 import tensorflow as tf
 
 from tflic import bitstream
+from tflic.models.base import to_uint8  # pylint: disable=unused-import  (API)
+
+
+MEMORY_BUDGET = 2 << 30  # bytes
 
 
 def pad_to_multiple(image, multiple, mode="edge"):
@@ -66,14 +70,18 @@ class Codec(tf.Module):
 
   `calibration`: images for the integer conversion of the model's entropy
   parameters (see `calibration.py`; default: made images, fine for untrained
-  models; pass photos like the training data for trained ones)."""
+  models; pass photos like the training data for trained ones).
+  `memory_budget`: bytes that coding an image of any size may use (g_a and
+  g_s run over tiles, see `tiling`; None: whole images)."""
 
-  def __init__(self, model, calibration=None, name="codec"):
+  def __init__(self, model, calibration=None, memory_budget=MEMORY_BUDGET,
+               name="codec"):
     super().__init__(name=name)
     if calibration is None:
       from tflic import calibration as calibration_lib  # pylint: disable=import-outside-toplevel
       calibration = calibration_lib.synthetic(model.multiple, model.pad_mode)
     model.freeze(calibration)
+    model.set_memory_budget(memory_budget)
     # The SavedModel keeps the model's variables (weights and coding tables),
     # not the Keras model: saving that would trace every layer's `call`.
     self._model = _Untracked(model)
@@ -91,8 +99,7 @@ class Codec(tf.Module):
     shape = tf.shape(image)
     with tf.control_dependencies([tf.debugging.assert_positive(
         shape[:2], message="the image is empty")]):
-      x = tf.cast(pad_to_multiple(image, self.model.multiple,
-                                  self.model.pad_mode), tf.float32) / 255.
+      x = pad_to_multiple(image, self.model.multiple, self.model.pad_mode)
     streams, latents = self.model.encode_latents(x[None])
     data = bitstream.pack(self.model_id, shape[0], shape[1], streams,
                           bitstream.latent_check(_ordered(latents)))
@@ -104,20 +111,16 @@ class Codec(tf.Module):
     height, width, streams, check = bitstream.unpack(
         bitstream_bytes, self.model_id, self.model.num_streams)
     multiple = self.model.multiple
-    x_hat, latents = self.model.decode_latents(
+    latents = self.model.decode_latents(
         streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)
-    image = to_uint8(x_hat[0, :height, :width])
+    image = self.model.synthesize(latents["y_hat"], uint8=True)[
+        0, :height, :width]
     return {"image": bitstream.verify_latents(check, _ordered(latents), image)}
 
 
 def _ordered(latents):
   """The latents of a model's dict in a fixed order (by name)."""
   return [latents[name] for name in sorted(latents)]
-
-
-def to_uint8(x):
-  """[0, 1] floats → uint8, rounded."""
-  return tf.cast(tf.round(tf.clip_by_value(x, 0., 1.) * 255.), tf.uint8)
 
 
 class SavedCodec:
@@ -146,7 +149,10 @@ class SavedCodec:
       raise ValueError("the image is empty")
     return self._encode(image=tf.constant(image))["bitstream_bytes"].numpy()
 
-  def decode(self, data):
-    """bytes → uint8 [H, W, 3]; a bad stream raises `BitstreamError`."""
+  def decode(self, data, max_pixels=bitstream.MAX_PIXELS):
+    """bytes → uint8 [H, W, 3]; a bad stream, or one whose image has more
+    than `max_pixels` pixels (checked before decoding), raises
+    `BitstreamError`."""
+    bitstream.check_size(data, max_pixels)
     return bitstream.raise_bitstream_errors(
         lambda: self._decode(bitstream_bytes=tf.constant(data))["image"].numpy())

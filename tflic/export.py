@@ -16,14 +16,16 @@ from tflic import images
 INFO_FILE = os.path.join("assets.extra", "tflic.json")
 
 
-def export(model, export_dir, overwrite=False, name=None, calibration=None):
+def export(model, export_dir, overwrite=False, name=None, calibration=None,
+           memory_budget=codec_lib.MEMORY_BUDGET):
   """Writes the SavedModel of a trained model to export_dir, atomically (the
   directory appears complete or not at all). `calibration`: images for the
-  integer conversion of the entropy parameters (see `codec.Codec`)."""
+  integer conversion of the entropy parameters; `memory_budget`: bytes that
+  coding an image of any size may use (see `codec.Codec`)."""
   export_dir = os.path.abspath(export_dir)
   if os.path.exists(export_dir) and not overwrite:
     raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
-  codec = codec_lib.Codec(model, calibration)
+  codec = codec_lib.Codec(model, calibration, memory_budget)
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -34,7 +36,8 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None):
     info = dict(name=name, config=model.get_config(), model=type(model).__name__,
                 model_id=bytes(codec.model_id.numpy()).hex(),
                 multiple=model.multiple, pad_mode=model.pad_mode,
-                num_streams=model.num_streams)
+                num_streams=model.num_streams, memory_budget=memory_budget,
+                tiles=model.tiles)
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
     with open(os.path.join(tmp, INFO_FILE), "w") as f:
       json.dump(info, f, indent=2)

@@ -39,7 +39,7 @@ class Balle2017(CompressionModel):
     self.prior.freeze()
 
   def encode_latents(self, x):
-    y = self.analysis(x)
+    y = self.analyze(x)
     with tf.device(CODING_DEVICE):
       strings = self.prior.compress(y)
       y_hat = self.prior.coder.quantize(y)
@@ -49,7 +49,7 @@ class Balle2017(CompressionModel):
     shape = tf.stack([height // self.multiple, width // self.multiple])
     with tf.device(CODING_DEVICE):
       y_hat = self.prior.decompress(tf.reshape(streams[0], [1]), shape)
-    return self.synthesis(y_hat), dict(y_hat=y_hat)
+    return dict(y_hat=y_hat)
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters)

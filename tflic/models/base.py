@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tflic import metrics
+from tflic import tiling
 
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
@@ -17,14 +18,19 @@ class CompressionModel(tf.keras.Model):
   scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
 
   Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
-  "edge" repeats the last row/column, "reflect" mirrors), `num_streams`, and
-  implement `call`, `encode_latents`, `decode_latents` and `freeze`.
-  Images are float tensors in [0, 1], shape [1, H, W, 3] for coding.
+  "edge" repeats the last row/column, "reflect" mirrors), `num_streams`,
+  `halo` (latent positions that cover the receptive fields of g_a and g_s,
+  see `tiling`), have the transforms `analysis` and `synthesis`, and
+  implement `call`, `encode_latents` (g_a through `analyze`),
+  `decode_latents` and `freeze`. Images are float tensors in [0, 1] (or
+  uint8 for coding), shape [1, H, W, 3] for coding.
   """
 
   multiple = 16
   pad_mode = "edge"
   num_streams = 1
+  halo = 3  # g_a and g_s of four 5×5 layers reach 2 positions (test_tiling)
+  tiles = (None, None)  # tile sides (latent positions) of g_a and g_s
 
   def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(**kwargs)
@@ -45,7 +51,8 @@ class CompressionModel(tf.keras.Model):
     raise NotImplementedError
 
   def decode_latents(self, streams, height, width):
-    """Streams of a padded H × W image -> (x̂ [1, H, W, 3], dict of latents)."""
+    """Streams of a padded H × W image -> dict of latents (ŷ: "y_hat", the
+    input of `synthesize`)."""
     raise NotImplementedError
 
   def freeze(self, calibration):
@@ -54,6 +61,36 @@ class CompressionModel(tf.keras.Model):
     (a list of images [1, H, W, 3] in [0, 1], sides multiples of
     `multiple`); needed before encode/decode_latents."""
     raise NotImplementedError
+
+  def set_memory_budget(self, budget):
+    """Tiles g_a and g_s (`tiling`) so that a process coding an image needs
+    at most `budget` bytes besides what grows with the latent (`tiling.share`
+    goes to a tile); None: whole images."""
+    if budget is None:
+      self.tiles = (None, None)
+      return
+    per_position = (
+        tiling.bytes_per_position(self.analysis, 3, tiling.STRIDE),
+        tiling.bytes_per_position(self.synthesis, self.latent_depth(), 1))
+    self.tiles = tuple(tiling.tile_for_budget(tiling.share(budget), p, self.halo)
+                       for p in per_position)
+
+  def latent_depth(self):
+    """The channels of ŷ, the synthesis' input."""
+    return self.analysis(tf.zeros([1, tiling.STRIDE, tiling.STRIDE, 3])).shape[-1]
+
+  def analyze(self, x):
+    """y = g_a(x) over tiles; x: [1, H, W, 3], uint8 or floats in [0, 1]."""
+    prepare = ((lambda t: tf.cast(t, tf.float32) / 255.)
+               if x.dtype == tf.uint8 else None)
+    return tiling.apply(self.analysis, x, self.tiles[0], self.halo,
+                        tiling.STRIDE, 1, prepare)
+
+  def synthesize(self, y_hat, uint8=False):
+    """x̂ = g_s(ŷ) over tiles: floats, or uint8 pixels (rounded, clipped)."""
+    finish, dtype = (to_uint8, tf.uint8) if uint8 else (None, tf.float32)
+    return tiling.apply(self.synthesis, y_hat, self.tiles[1], self.halo, 1,
+                        tiling.STRIDE, finish=finish, dtype=dtype)
 
   def coding_variables(self):
     """What defines the codec (weights, coding tables), without the training
@@ -121,3 +158,8 @@ class CompressionModel(tf.keras.Model):
 
   def get_config(self):
     return dict(lmbda=self.lmbda, distortion=self.distortion)
+
+
+def to_uint8(x):
+  """[0, 1] floats → uint8, rounded."""
+  return tf.cast(tf.round(tf.clip_by_value(x, 0., 1.) * 255.), tf.uint8)

@@ -83,6 +83,8 @@ class Cheng2020(ContextModel):
                      lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
 
+  halo = 12  # g_a reaches 7 latent positions, g_s 11 (test_tiling)
+
   def split_parameters(self, params):
     """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
     and K log-scales per channel (blocks of K·N; K = 1: no logits); the

@@ -163,7 +163,7 @@ class ContextModel(CompressionModel):
         handle, positions(y_symbols), *(positions(t) for t in params))
 
   def encode_latents(self, x):
-    y = self.analysis(x)
+    y = self.analyze(x)
     z = self.hyper_analysis(y)
     with tf.device(CODING_DEVICE):
       z_strings = self.hyper_prior.compress(z)
@@ -187,4 +187,4 @@ class ContextModel(CompressionModel):
     with tf.device(CODING_DEVICE):
       z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
     y_hat = tf.cast(self.decode_y(streams[1], z_hat), tf.float32)[None]
-    return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
+    return dict(y_hat=y_hat, z_hat=z_hat)

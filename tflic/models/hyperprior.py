@@ -98,7 +98,7 @@ class Hyperprior(CompressionModel):
     return tf.cast(mean, tf.float32) * 2. ** -ig.MEAN_BITS, scale
 
   def encode_latents(self, x):
-    y = self.analysis(x)
+    y = self.analyze(x)
     z = self.hyper_analysis(y)
     with tf.device(CODING_DEVICE):
       z_strings = self.hyper_prior.compress(z)
@@ -123,7 +123,7 @@ class Hyperprior(CompressionModel):
       handle = tfc.create_range_decoder(streams[1], self.coder.table)
       _, symbols = self.coder.decode(handle, tf.zeros_like(flat), flat)
       y_hat = tf.cast(tf.reshape(symbols, tf.shape(scale)), tf.float32) + mean
-    return self.synthesis(y_hat), dict(y_hat=y_hat, z_hat=z_hat)
+    return dict(y_hat=y_hat, z_hat=z_hat)
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

@@ -1,0 +1,165 @@
+"""Tiled transforms equal the untiled ones; coding stays within a memory budget."""
+
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import bitstream
+from tflic import codec as codec_lib
+from tflic import export
+from tflic import models
+from tflic import tiling
+from tflic import train
+
+from tests.conftest import TINY, random_image, run
+
+
+def tiny(name):
+  return train.build(name, dict(num_filters=8) if name in (
+      "factorized", "cheng2020") else dict(TINY, num_filters=8))
+
+
+def reach(gradient, centre):
+  """How far (in rows) from `centre` the non-zero gradient extends."""
+  rows = np.nonzero(np.abs(gradient).sum(axis=(0, 2, 3)))[0]
+  return max(centre - rows.min(), rows.max() - centre)
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_halo_covers_the_receptive_fields(name):
+  model = tiny(name)
+  n, c = 32, 16  # a border wide enough not to cut the fields short
+  x = tf.random.uniform([1, n * 16, n * 16, 3])
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    y = model.analysis(x)
+    own = tf.reduce_sum(y[0, c, c])
+  pixels = reach(tape.gradient(own, x).numpy(), c * 16 + 8)
+  y_hat = tf.random.normal(y.shape)
+  with tf.GradientTape() as tape:
+    tape.watch(y_hat)
+    own = tf.reduce_sum(model.synthesis(y_hat)[0, c * 16, c * 16])
+  latents = reach(tape.gradient(own, y_hat).numpy(), c)
+  assert -(-(pixels - 8) // 16) <= model.halo, pixels
+  assert latents <= model.halo, latents
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_tiled_transforms_equal_untiled(name):
+  """Tiles of 4 latent positions, which do not divide 13 × 11."""
+  model = tiny(name)
+  x = tf.random.uniform([1, 13 * 16, 11 * 16, 3])
+  y = model.analysis(x)
+  model.tiles = (4, 4)
+  np.testing.assert_allclose(model.analyze(x), y, atol=1e-4)
+  np.testing.assert_allclose(tf.function(model.analyze)(x), y, atol=1e-4)
+  y_hat = tf.round(y * 10.)
+  np.testing.assert_allclose(model.synthesize(y_hat), model.synthesis(y_hat),
+                             atol=1e-4)
+  # uint8 in and out: cast per tile.
+  image = tf.constant(random_image(13 * 16, 11 * 16))[None]
+  np.testing.assert_allclose(model.analyze(image), model.analysis(
+      tf.cast(image, tf.float32) / 255.), atol=1e-4)
+  pixels = model.synthesize(y_hat, uint8=True).numpy().astype(int)
+  expected = codec_lib.to_uint8(model.synthesis(y_hat)).numpy().astype(int)
+  assert np.abs(pixels - expected).max() <= 1
+
+
+def test_tile_follows_the_budget():
+  model = tiny("hyperprior")
+  per = tiling.bytes_per_position(model.synthesis, 16, 1)
+  small, large = (tiling.tile_for_budget(b, per, model.halo)
+                  for b in (16 << 20, 64 << 20))
+  assert tiling.MIN_TILE <= small < large
+  assert (small + 2 * model.halo) ** 2 * per <= 16 << 20
+  assert tiling.tile_for_budget(1, per, model.halo) == tiling.MIN_TILE
+  model.set_memory_budget(None)
+  assert model.tiles == (None, None)
+
+
+def test_codec_with_small_tiles_round_trips(trained_dir, photo):
+  """A budget that makes many tiles: the decoder reconstructs the encoder's
+  latents (the latent check passes) and nearly the untiled image."""
+  small = codec_lib.Codec(train.load(trained_dir), memory_budget=4 << 20)
+  assert max(small.model.tiles) < 20  # the photo has 38 × 25 latent positions
+  whole = codec_lib.Codec(train.load(trained_dir), memory_budget=None)
+  data = small.encode(photo)["bitstream_bytes"]
+  image = small.decode(data)["image"].numpy().astype(int)
+  untiled = whole.decode(whole.encode(photo)["bitstream_bytes"])["image"]
+  assert np.abs(image - untiled.numpy().astype(int)).max() <= 2
+  assert np.mean(image != untiled.numpy()) < 0.01
+
+
+def test_max_pixels_is_checked_before_decoding(exported_dir, tmp_path):
+  saved = codec_lib.SavedCodec(exported_dir)
+  data = saved.encode(random_image(40, 50))
+  assert saved.decode(data, max_pixels=2000).shape == (40, 50, 3)
+  with pytest.raises(bitstream.BitstreamError, match="over the limit of 1999"):
+    saved.decode(data, max_pixels=1999)
+  (tmp_path / "in.tfl").write_bytes(data)
+  result = run(["bin/decompress", f"--model={exported_dir}", "--max_pixels=100",
+                str(tmp_path / "in.tfl"), str(tmp_path / "out.png")])
+  assert result.returncode == 1, result.stderr
+  assert "over the limit of 100 pixels" in result.stderr
+  assert not (tmp_path / "out.png").exists()
+
+
+_PEAK = """
+import resource, sys
+import numpy as np
+from tflic import codec
+saved = codec.SavedCodec(sys.argv[1])
+height, width = int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+image = np.repeat(np.repeat(rng.integers(0, 256, (height // 8, width // 8, 3),
+                                         dtype=np.uint8), 8, 0), 8, 1)
+data = saved.encode(image)
+decoded = saved.decode(data)
+assert decoded.shape == image.shape
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, len(data))
+"""
+
+
+@pytest.mark.slow
+def test_24_megapixels_within_the_budget(tmp_path):
+  """A 6000 × 4000 image round-trips through a tiny hyperprior exported with
+  a 1 GB budget, in a process whose peak RSS stays under it (untiled, its
+  synthesis alone would need about 2 GB)."""
+  model = train.build("hyperprior", TINY)
+  path = export.export(model, str(tmp_path / "m"), memory_budget=1 << 30)
+  result = run(["-c", _PEAK, path, "4000", "6000"])
+  assert result.returncode == 0, result.stderr
+  peak = int(result.stdout.split()[0])
+  assert peak < 1 << 30, peak
+
+
+@pytest.mark.slow
+def test_forged_stream_at_the_maximum_size(tmp_path):
+  """A valid container (the integrity key is public) claiming the largest
+  image the format allows, with a few bytes of streams: refused by the
+  latent check after a decode that stays within the budget."""
+  model = train.build("hyperprior", TINY)
+  path = export.export(model, str(tmp_path / "m"), memory_budget=1 << 30)
+  saved = codec_lib.SavedCodec(path)
+  side = 1 << 13  # 8192² = MAX_PIXELS
+  model_id = bytes.fromhex(export.info(path)["model_id"])
+  forged = bitstream.pack(model_id, side, side, [b"\x00" * 4, b"\x00" * 4],
+                          tf.constant(0, tf.int64)).numpy()
+  script = (
+      "import resource, sys\n"
+      "from tflic import codec, bitstream\n"
+      "saved = codec.SavedCodec(sys.argv[1])\n"
+      "try:\n"
+      "  saved.decode(open(sys.argv[2], 'rb').read())\n"
+      "  print('decoded')\n"
+      "except bitstream.BitstreamError as e:\n"
+      "  print('refused:', e)\n"
+      "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+  (tmp_path / "forged.tfl").write_bytes(forged)
+  del saved
+  result = run(["-c", script, path, str(tmp_path / "forged.tfl")])
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith("refused:"), lines
+  assert int(lines[-1]) < 1 << 30, lines
