@@ -72,7 +72,8 @@ def test_tiled_transforms_equal_untiled(name):
 
 def test_tile_follows_the_budget():
   model = tiny("hyperprior")
-  per = tiling.bytes_per_position(model.synthesis, 16, 1)
+  per = tiling.bytes_per_position(model.synthesis, 16, 1,
+                                  tiling.SYNTHESIS_OVERHEAD)
   small, large = (tiling.tile_for_budget(b, per, model.halo)
                   for b in (16 << 20, 64 << 20))
   assert tiling.MIN_TILE <= small < large

@@ -21,10 +21,13 @@ import tensorflow as tf
 
 STRIDE = 16  # pixels per latent position, for every model
 BYTES_PER_FLOAT = 4
-# A layer holds its input and output and, inside (GDN's x², a convolution's
-# buffers, a residual block's two branches), about as much again: measured
-# peaks of the paper-size models were 2.1–2.9× the larger layer's in + out.
-OVERHEAD = 3.
+# Peak bytes of a tile over 4 bytes × the largest input + output of one
+# layer: what a layer holds inside (GDN's x² and norm, a transposed
+# convolution's buffers, a residual block's branches). Measured on the
+# paper-size hyperprior (bin/benchmark --megapixels, untiled at 1 MP):
+# g_a 2.3, g_s 5.9.
+ANALYSIS_OVERHEAD = 3.
+SYNTHESIS_OVERHEAD = 6.
 MIN_TILE = 4
 # What a coding process holds besides the tiles: the TensorFlow runtime and
 # the SavedModel (0.63 GB measured for a tiny model), the weights, the images.
@@ -80,9 +83,9 @@ def apply(transform, x, tile, halo, scale_in, scale_out, prepare=None,
   return result
 
 
-def bytes_per_position(transform, channels, scale_in, probe=4):
+def bytes_per_position(transform, channels, scale_in, overhead, probe=4):
   """Estimated peak bytes of `transform` (a Sequential) per latent position
-  of a tile: OVERHEAD × the largest input + output of one layer, measured by
+  of a tile: `overhead` × the largest input + output of one layer, found by
   running the layers on a probe of `probe` × `probe` positions."""
   h = tf.zeros([1, probe * scale_in, probe * scale_in, channels])
   largest = 0
@@ -90,7 +93,7 @@ def bytes_per_position(transform, channels, scale_in, probe=4):
     out = layer(h)
     largest = max(largest, int(tf.size(h)) + int(tf.size(out)))
     h = out
-  return OVERHEAD * BYTES_PER_FLOAT * largest / probe ** 2
+  return overhead * BYTES_PER_FLOAT * largest / probe ** 2
 
 
 def share(budget):

@@ -70,8 +70,10 @@ class CompressionModel(tf.keras.Model):
       self.tiles = (None, None)
       return
     per_position = (
-        tiling.bytes_per_position(self.analysis, 3, tiling.STRIDE),
-        tiling.bytes_per_position(self.synthesis, self.latent_depth(), 1))
+        tiling.bytes_per_position(self.analysis, 3, tiling.STRIDE,
+                                  tiling.ANALYSIS_OVERHEAD),
+        tiling.bytes_per_position(self.synthesis, self.latent_depth(), 1,
+                                  tiling.SYNTHESIS_OVERHEAD))
     self.tiles = tuple(tiling.tile_for_budget(tiling.share(budget), p, self.halo)
                        for p in per_position)
 
