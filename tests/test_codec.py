@@ -84,6 +84,13 @@ def test_empty_image_is_refused(codec):
     codec.encode(np.zeros((0, 5, 3), np.uint8))
 
 
+def test_image_too_large_for_the_format_is_refused(codec):
+  """Refused before the transforms: the decoder would refuse its header."""
+  with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
+    codec.encode(np.zeros((1, 65536, 3), np.uint8))
+  assert codec_lib.fits(8192, 8192) and not codec_lib.fits(8192, 8193)
+
+
 def test_pad_repeats_edges():
   image = np.arange(2 * 3 * 1).reshape(2, 3, 1)
   padded = codec_lib.pad_to_multiple(image, 4).numpy()

@@ -12,6 +12,16 @@ from tflic.models.base import to_uint8  # pylint: disable=unused-import  (API)
 
 
 MEMORY_BUDGET = 2 << 30  # bytes
+TOO_LARGE = (f"the image is too large for the tflic format (at most "
+             f"{bitstream.MAX_SIDE} pixels per side and {bitstream.MAX_PIXELS} "
+             "pixels)")
+
+
+def fits(height, width):
+  """Whether the format can hold an image of this size (ints or tensors)."""
+  return tf.logical_and(
+      tf.maximum(height, width) <= bitstream.MAX_SIDE,
+      tf.cast(height, tf.int64) * tf.cast(width, tf.int64) <= bitstream.MAX_PIXELS)
 
 
 def pad_to_multiple(image, multiple, mode="edge"):
@@ -97,8 +107,9 @@ class Codec(tf.Module):
       tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
   def encode(self, image):
     shape = tf.shape(image)
-    with tf.control_dependencies([tf.debugging.assert_positive(
-        shape[:2], message="the image is empty")]):
+    with tf.control_dependencies([
+        tf.debugging.assert_positive(shape[:2], message="the image is empty"),
+        tf.debugging.Assert(fits(shape[0], shape[1]), [TOO_LARGE])]):
       x = pad_to_multiple(image, self.model.multiple, self.model.pad_mode)
     streams, latents = self.model.encode_latents(x[None])
     data = bitstream.pack(self.model_id, shape[0], shape[1], streams,
@@ -147,6 +158,8 @@ class SavedCodec:
                        f"{image.shape}")
     if not image.size:
       raise ValueError("the image is empty")
+    if not fits(*image.shape[:2]):
+      raise ValueError(TOO_LARGE)
     return self._encode(image=tf.constant(image))["bitstream_bytes"].numpy()
 
   def decode(self, data, max_pixels=bitstream.MAX_PIXELS):
