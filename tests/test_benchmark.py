@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from tflic import benchmark
@@ -29,6 +30,23 @@ def test_fresh_context_model_and_growth():
   line = benchmark.growth("joint", [(128 * 128, large), (64 * 64, small)])
   assert line.startswith("joint: area ×4.00: encode ×")
   assert "loop ×" in line
+
+
+def test_peak_memory_in_fresh_processes():
+  """Each operation's peak RSS is that of its own process (TensorFlow alone
+  takes hundreds of MB); a failed operation is reported, not raised."""
+  model = benchmark.parse_spec(
+      "hyperprior:num_filters=8:latent_channels=8:hyper_channels=8")
+  rows = benchmark.peak_memory(
+      model, [random_image(64, 96), np.zeros((1, 65536, 3), np.uint8)],
+      1 << 30)
+  row, failed = rows
+  assert "too large" in failed["error"] and failed["encode_s"] is None
+  assert row["error"] is None and row["pixels"] == 64 * 96
+  for operation in ("encode", "decode"):
+    assert row[f"{operation}_s"] > 0
+    assert 100 << 20 < row[f"{operation}_bytes"] < 1 << 30
+  assert "0.01" in benchmark.memory_table({"hyperprior": rows})
 
 
 def test_spec_errors():

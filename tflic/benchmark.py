@@ -142,19 +142,23 @@ import numpy as np
 from tflic import codec
 saved = codec.SavedCodec(sys.argv[1])
 operation, path = sys.argv[2], sys.argv[3]
-if operation == "encode":
-  image = np.load(path)
-  start = time.perf_counter()
-  data = saved.encode(image)
-  seconds = time.perf_counter() - start
-  with open(path + ".tfl", "wb") as f:
-    f.write(data)
-else:
-  with open(path + ".tfl", "rb") as f:
-    data = f.read()
-  start = time.perf_counter()
-  saved.decode(data)
-  seconds = time.perf_counter() - start
+try:
+  if operation == "encode":
+    image = np.load(path)
+    start = time.perf_counter()
+    data = saved.encode(image)
+    seconds = time.perf_counter() - start
+    with open(path + ".tfl", "wb") as f:
+      f.write(data)
+  else:
+    with open(path + ".tfl", "rb") as f:
+      data = f.read()
+    start = time.perf_counter()
+    saved.decode(data)
+    seconds = time.perf_counter() - start
+except Exception as e:  # one line for the table: TF's assertion, if any
+  lines = str(e).strip().splitlines() or [type(e).__name__]
+  sys.exit(([l for l in lines if "assertion failed" in l] + lines)[0].strip())
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
@@ -170,7 +174,9 @@ def peak_memory(model, images, memory_budget, progress=None):
     path = export.export(model, os.path.join(tmp, "model"),
                          memory_budget=memory_budget)
     for image in images:
-      row = dict(pixels=image.shape[0] * image.shape[1], error=None)
+      row = dict(pixels=image.shape[0] * image.shape[1], error=None,
+                 encode_s=None, encode_bytes=None, decode_s=None,
+                 decode_bytes=None)
       np.save(os.path.join(tmp, "image.npy"), image)
       for operation in ("encode", "decode"):
         if progress:
@@ -180,7 +186,6 @@ def peak_memory(model, images, memory_budget, progress=None):
              os.path.join(tmp, "image.npy")], capture_output=True, text=True,
             check=False)
         if result.returncode:
-          row[operation + "_s"] = row[operation + "_bytes"] = None
           row["error"] = (result.stderr.strip().splitlines() or
                           [f"exit status {result.returncode}"])[-1]
           break
@@ -202,10 +207,10 @@ def memory_table(results):
       gb = lambda v: None if v is None else v / 2 ** 30
       lines.append(
           f"{label:<{width}}{r['pixels'] / 1e6:>7.2f}"
-          f"{cell(r.get('encode_s'), '{:.2f}'):>10}"
-          f"{cell(gb(r.get('encode_bytes')), '{:.2f}'):>11}"
-          f"{cell(r.get('decode_s'), '{:.2f}'):>10}"
-          f"{cell(gb(r.get('decode_bytes')), '{:.2f}'):>11}  {r['error'] or ''}")
+          f"{cell(r['encode_s'], '{:.2f}'):>10}"
+          f"{cell(gb(r['encode_bytes']), '{:.2f}'):>11}"
+          f"{cell(r['decode_s'], '{:.2f}'):>10}"
+          f"{cell(gb(r['decode_bytes']), '{:.2f}'):>11}  {r['error'] or ''}")
     done = [r for r in rows if r["decode_s"] is not None]
     if len(done) > 1:
       first, last = done[0], done[-1]
