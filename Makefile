@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	  { echo "tflic needs Python 3.11 (TensorFlow 2.14); run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,codecs]"
 	touch $@
 
 demo: install

@@ -11,13 +11,15 @@ export name, plus the distortion when not MSE; point = its λ), or one quality
 of a classical codec (curve = the codec). Per-setting means are arithmetic
 means over the images of the per-image values (so the mean MS-SSIM dB is the
 mean of the per-image dB values). BD deltas (`metrics.bd_rate`, `bd_psnr`)
-compare each curve's means with an anchor curve.
+compare each curve's means, and published curves (`tflic.references`), with
+an anchor curve.
 """
 
 import collections
 import csv
 import dataclasses
 import glob
+import importlib.metadata
 import io
 import json
 import logging
@@ -35,6 +37,7 @@ from tflic import codecs
 from tflic import data
 from tflic import images
 from tflic import metrics
+from tflic import references as references_lib
 
 # Per-image measures, and the per-setting means of them.
 MEASURES = ("bpp", "psnr", "ms_ssim", "ms_ssim_db", "encode_seconds",
@@ -48,6 +51,7 @@ BD_COLUMNS = (("bd_rate_psnr", metrics.bd_rate, "psnr"),
               ("bd_rate_ms_ssim_db", metrics.bd_rate, "ms_ssim_db"),
               ("bd_ms_ssim_db", metrics.bd_psnr, "ms_ssim_db"))
 OUTPUTS = ("results.json", "results.csv", "means.csv", "rd.png", "bd.txt")
+COMPRESSAI_DIR = "compressai"  # one results file per curve, in CompressAI's format
 
 
 @dataclasses.dataclass
@@ -122,6 +126,7 @@ def codec_settings(names, qualities=None):
   settings = []
   for name in dict.fromkeys(names):
     codec = codecs.get(name)
+    codec.require()  # a missing plugin is one message, before any work
     for q in dict.fromkeys(qualities.get(name) or codec.qualities):
       codec.options(q, (512, 512, 3))  # checks the value before any work
       settings.append(Setting(
@@ -131,11 +136,23 @@ def codec_settings(names, qualities=None):
   return settings
 
 
-def check_anchor(settings, anchor):
-  """The anchor curve: `anchor`, or the first curve if None; checked."""
+def reference_curves(names):
+  """{curve: (source, points)} of the published curves `names`
+  (`tflic.references`: shipped names or CompressAI-format files)."""
+  result = {}
+  for name in dict.fromkeys(names):
+    curve, source, points = references_lib.load(name)
+    result[curve] = (source, points)
+  return result
+
+
+def check_anchor(settings, anchor, references=None):
+  """The anchor curve: `anchor` (a measured or a reference curve), or the
+  first measured curve if None; checked."""
   names = list(dict.fromkeys(s.curve for s in settings))
   if not names:
     raise ValueError("nothing to evaluate: give --models and/or --codecs")
+  names += list(references or {})
   if anchor is None:
     return names[0]
   if anchor not in names:
@@ -283,21 +300,25 @@ def summarize(settings, rows):
   return means
 
 
-def curves(means):
-  """{curve: its means that have values, ordered by bpp}, in first-seen order."""
+def curves(means, references=None):
+  """{curve: its means that have values, ordered by bpp}, in first-seen order,
+  then the reference curves' points."""
   result = {}
   for mean in means:
     points = result.setdefault(mean["curve"], [])
     if mean["images"]:
       points.append(mean)
-  return {c: sorted(p, key=lambda m: m["bpp"]) for c, p in result.items()}
+  result = {c: sorted(p, key=lambda m: m["bpp"]) for c, p in result.items()}
+  for curve, (_, points) in (references or {}).items():
+    result[curve] = points
+  return result
 
 
-def bd_table(means, anchor):
-  """A row per curve other than the anchor: its BD-rate and BD-quality against
-  the anchor for PSNR and MS-SSIM dB; a delta that is not defined is None with
-  the reason in `notes`."""
-  all_curves = curves(means)
+def bd_table(means, anchor, references=None):
+  """A row per curve (measured, then published `references`) other than the
+  anchor: its BD-rate and BD-quality against the anchor for PSNR and MS-SSIM
+  dB; a delta that is not defined is None with the reason in `notes`."""
+  all_curves = curves(means, references)
   if anchor not in all_curves:
     raise ValueError(f"anchor {anchor!r} is not a curve (curves: "
                      f"{', '.join(all_curves)})")
@@ -308,11 +329,15 @@ def bd_table(means, anchor):
       continue
     row = dict(curve=curve, anchor=anchor, notes=[])
     for key in ("bpp", "psnr", "ms_ssim_db"):  # the intervals BD averages over
-      ranges = [[m[key] for m in c] for c in (base, points) if c]
+      ranges = [[m[key] for m in c] for c in (base, points)
+                if c and None not in (m[key] for m in c)]
       row[f"overlap_{key}"] = ([max(map(min, ranges)), min(map(max, ranges))]
                                if len(ranges) == 2 else None)
     for column, function, quality in BD_COLUMNS:
       try:
+        if missing := [c for c, p in ((anchor, base), (curve, points))
+                       if any(m[quality] is None for m in p)]:
+          raise ValueError(f"no {quality} points published for {missing[0]}")
         row[column] = function([m["bpp"] for m in base], [m[quality] for m in base],
                                [m["bpp"] for m in points],
                                [m[quality] for m in points])
@@ -334,6 +359,14 @@ def versions():
       result[key] = features.version(feature)
     except ValueError:
       result[key] = None
+  for package in ("pillow-heif", "pillow-jxl-plugin"):  # the optional plugins
+    try:
+      result[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      result[package] = None
+  if result["pillow-heif"]:
+    import pillow_heif  # pylint: disable=import-outside-toplevel
+    result["x265"] = pillow_heif.libheif_info()["encoders"].get("x265")
   try:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     result["tensorflow"] = tf.__version__
@@ -391,43 +424,51 @@ def means_text(means):
 
 def bd_text(table, anchor):
   """The BD table as text."""
+  width = max([24] + [len(row["curve"]) for row in table])
   lines = [f"Bjøntegaard deltas against {anchor} (PCHIP in log-rate, over the "
            "overlap; negative BD-rate = fewer bits)",
-           f"{'curve':24} {'BD-rate PSNR':>12} {'BD-PSNR':>10} "
+           f"{'curve':{width}} {'BD-rate PSNR':>12} {'BD-PSNR':>10} "
            f"{'BD-rate MS-SSIM':>15} {'BD-MS-SSIM dB':>13}"]
   for row in table:
     lines.append(
-        f"{row['curve']:24} {_number(row['bd_rate_psnr'], '+.2f', ' %'):>12} "
+        f"{row['curve']:{width}} {_number(row['bd_rate_psnr'], '+.2f', ' %'):>12} "
         f"{_number(row['bd_psnr'], '+.3f', ' dB'):>10} "
         f"{_number(row['bd_rate_ms_ssim_db'], '+.2f', ' %'):>15} "
         f"{_number(row['bd_ms_ssim_db'], '+.3f', ' dB'):>13}")
-    if row["overlap_bpp"]:
-      (b0, b1), (p0, p1), (s0, s1) = (row[f"overlap_{key}"] for key in
-                                      ("bpp", "psnr", "ms_ssim_db"))
-      lines.append(f"  overlap: bpp {b0:.3f}-{b1:.3f}, PSNR {p0:.2f}-{p1:.2f} dB, "
-                   f"MS-SSIM {s0:.2f}-{s1:.2f} dB")
+    overlap = [f"{name} {row[f'overlap_{key}'][0]:{spec}}-"
+               f"{row[f'overlap_{key}'][1]:{spec}}{unit}"
+               for key, name, spec, unit in (
+                   ("bpp", "bpp", ".3f", ""), ("psnr", "PSNR", ".2f", " dB"),
+                   ("ms_ssim_db", "MS-SSIM", ".2f", " dB"))
+               if row[f"overlap_{key}"]]
+    if overlap:
+      lines.append("  overlap: " + ", ".join(overlap))
     lines += [f"  n/a: {note}" for note in row["notes"]]
   if not table:
     lines.append("(only one curve)")
   return "\n".join(lines) + "\n"
 
 
-def plot(means, title, anchor=None):
-  """The rate-distortion plot (PSNR and MS-SSIM dB against bpp) as PNG bytes."""
+def plot(means, title, anchor=None, references=None):
+  """The rate-distortion plot (PSNR and MS-SSIM dB against bpp) as PNG bytes;
+  published `references` dotted."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   logging.getLogger("matplotlib").setLevel(logging.WARNING)
   from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
   figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-  for curve, points in curves(means).items():
-    if not points:
-      continue
+  for curve, points in curves(means, references).items():
     classical = curve in codecs.CODECS
+    published = curve in (references or {})
     label = curve + (f" {codecs.CODECS[curve].chroma}" if classical else "")
+    label += " (published)" if published else ""
     label += " (anchor)" if curve == anchor else ""
+    style = ":^" if published else "--o" if classical else "-s"
     for axis, key in zip(axes, ("psnr", "ms_ssim_db")):
-      axis.plot([m["bpp"] for m in points], [m[key] for m in points],
-                "--o" if classical else "-s", markersize=4, label=label)
+      shown = [m for m in points if m[key] is not None]
+      if shown:
+        axis.plot([m["bpp"] for m in shown], [m[key] for m in shown], style,
+                  markersize=4, label=label)
   for axis, name in zip(axes, ("PSNR (dB)", "MS-SSIM (dB) = −10·log10(1 − MS-SSIM)")):
     axis.set_xlabel("bits per pixel")
     axis.set_ylabel(name)
@@ -441,35 +482,65 @@ def plot(means, title, anchor=None):
   return buffer.getvalue()
 
 
-def write_outputs(output_dir, report, overwrite=False):
+def to_compressai(report):
+  """{file name: JSON text}: each measured curve in CompressAI's results
+  format (what `compressai.utils.plot` reads), its points ordered by bpp."""
+  files = {}
+  for curve, points in curves(report["means"]).items():
+    if not points:
+      continue
+    source = next(s["source"] for s in report["settings"] if s["curve"] == curve)
+    results = {key: [m[ours] for m in points] for key, ours in (
+        ("bpp", "bpp"), ("psnr-rgb", "psnr"), ("ms-ssim-rgb", "ms_ssim"),
+        ("encoding_time", "encode_seconds"),
+        ("decoding_time", "decode_seconds"))}
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in curve)
+    files[os.path.join(COMPRESSAI_DIR, name + ".json")] = to_json(dict(
+        name=curve, description=f"tflic on {report['title']}: {source}",
+        results=results))
+  return files
+
+
+def write_outputs(output_dir, report, overwrite=False, compressai=False):
   """Writes results.json, results.csv (per-image rows), means.csv, rd.png and
-  bd.txt into output_dir, each atomically; returns their paths."""
-  os.makedirs(output_dir, exist_ok=True)
+  bd.txt into output_dir (and compressai/CURVE.json if `compressai`), each
+  atomically; returns their paths."""
+  references = {r["curve"]: (r["source"], r["points"])
+                for r in report["references"]}
   contents = {
       "results.json": to_json(report),
       "results.csv": to_csv(report["rows"], ROW_FIELDS),
       "means.csv": to_csv(report["means"], MEAN_FIELDS),
-      "rd.png": plot(report["means"], report["title"], report["anchor"]),
+      "rd.png": plot(report["means"], report["title"], report["anchor"],
+                     references),
       "bd.txt": bd_text(report["bd"], report["anchor"]),
   }
+  if compressai:
+    contents.update(to_compressai(report))
   paths = []
-  for name in OUTPUTS:
+  for name, content in contents.items():
     path = os.path.join(output_dir, name)
-    content = contents[name]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     content = content.encode() if isinstance(content, str) else content
     images.write_bytes(path, content, overwrite)
     paths.append(path)
   return paths
 
 
-def check_outputs(output_dir, overwrite=False):
+def check_outputs(output_dir, overwrite=False, compressai=False):
   """Refuses, before any work, an output directory whose files exist."""
   for name in OUTPUTS:
     images.check_target(os.path.join(output_dir, name), overwrite)
+  directory = os.path.join(output_dir, COMPRESSAI_DIR)
+  if (compressai and not overwrite and os.path.isdir(directory)
+      and os.listdir(directory)):
+    raise ValueError(f"{directory} exists and is not empty (use --overwrite)")
 
 
-def report(settings, rows, image_spec, anchor):
-  """Everything written to results.json."""
+def report(settings, rows, image_spec, anchor, references=None):
+  """Everything written to results.json; `references` are published curves
+  ({curve: (source, points)}, `reference_curves`)."""
+  references = references or {}
   means = summarize(settings, rows)
   num_images = len({r["image"] for r in rows})
   return dict(
@@ -480,5 +551,8 @@ def report(settings, rows, image_spec, anchor):
       bpp="8 * bytes of the whole coded file / (H * W)",
       settings=[dict(curve=s.curve, setting=s.label, parameter=s.parameter,
                      source=s.source) for s in settings],
-      versions=versions(), means=means, bd=bd_table(means, anchor),
+      versions=versions(), means=means,
+      references=[dict(curve=c, source=source, points=points)
+                  for c, (source, points) in references.items()],
+      bd=bd_table(means, anchor, references),
       errors=[r for r in rows if r["error"] is not None], rows=rows)
