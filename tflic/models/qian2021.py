@@ -12,12 +12,15 @@ estimate joins theirs is `stage_combination`:
   - "experts": a product of Gaussian experts (log-sum-exp of the
     log-precisions; the reference expert's precision times S·U): the paper's
     text ("log-sum-exp" for the combination);
-  - "mixture": the stages' (μ, σ) are the components of one discretized
-    Gaussian mixture, with weight logits from the stage networks and log S +
-    log U added to the reference component's logit: the authors' code
-    ("the output of the global reference is multiplied by S and U"). Stage k
-    is the mixture of components 1..k. Unlike experts, a later stage can
-    widen the distribution or discount a confidently wrong context mean.
+  - "mixture" (default): the stages' (μ, σ) are the components of one
+    discretized Gaussian mixture, with weight logits from the stage networks
+    and log S + log U added to the reference component's logit: the authors'
+    code ("the output of the global reference is multiplied by S and U").
+    Stage k is the mixture of components 1..k. Unlike experts, a later stage
+    can widen the distribution or discount a confidently wrong context mean.
+    The default from the ablation at equal steps (README): with the
+    reference, mixture reached 14 % less rate than experts at 0.3 dB less
+    PSNR, and mixture + GSDN had the lowest R + λ·D of all arms.
 Training minimizes a weighted sum of the three stages' rates: `stage_weights`
 for `warmup_steps`, then `final_stage_weights`. `reference=False` (no stage
 2) and `normalization="gdn"` give the paper's ablations.
@@ -73,7 +76,7 @@ class Qian2021(ContextModel):
                reference=True, normalization="gsdn", reference_size=3,
                search_rows=0, warmup_steps=100000,
                stage_weights=(.3, .3, .4), final_stage_weights=(.1, .1, .8),
-               stage_combination="experts", lmbda=0.01, distortion="mse",
+               stage_combination="mixture", lmbda=0.01, distortion="mse",
                **kwargs):
     if stage_combination not in COMBINATIONS:
       raise ValueError(f"stage_combination must be one of {COMBINATIONS}, "
