@@ -137,6 +137,13 @@ def test_serial_and_parallel_parameters_agree_with_a_two_layer_context():
   np.testing.assert_array_equal(decoded, y_symbols[0])
   np.testing.assert_array_equal(serial[..., :m], means[0])
   np.testing.assert_array_equal(serial[..., m:], scales[0])
+  # A band of rows gets the same integers from the rows its context reads
+  # (2 + 1 rows above, through both layers).
+  assert path.causal.rows_above == 3
+  params = path.parallel(y_symbols, hyper).numpy()
+  for start, stop in ((0, 1), (2, 3), (3, 6), (5, 6), (1, 6)):
+    np.testing.assert_array_equal(
+        path.parallel_rows(y_symbols, hyper, start, stop), params[:, start:stop])
   # And the integer parameters follow the float ones.
   _, float_means, _ = _split(path(z_hat, y_hat))
   np.testing.assert_allclose(means.numpy() / 64., float_means[..., 0],

@@ -121,6 +121,12 @@ class CausalContext:
   def channels(self):
     return self.integer_layers[-1].output_channels
 
+  @property
+  def rows_above(self):
+    """How many rows above a position its context reads, through every
+    layer."""
+    return sum(max(-dy for dy, _ in layer.offsets()) for layer in self.layers)
+
   def parallel(self, y_symbols):
     for layer in self.integer_layers:
       y_symbols = layer(y_symbols)
@@ -270,6 +276,14 @@ class EntropyParameters(tf.keras.layers.Layer):
     for layer in rest:
       x = layer(x)
     return x
+
+  def parallel_rows(self, y_symbols, hyper, start, stop):
+    """`parallel` for rows [start, stop) only (the same integers), from the
+    rows of ŷ their context reads: memory bounded by the band, not the
+    image."""
+    first = tf.maximum(start - self.causal.rows_above, 0) if self.context else start
+    params = self.parallel(y_symbols[:, first:stop], hyper[:, first:stop])
+    return params[:, start - first:]
 
   def distribution(self, params):
     """Integer parameters → what the coder takes: (means, scales) for K = 1

@@ -94,6 +94,9 @@ class ContextModel(CompressionModel):
   multiple = 64
   num_streams = 2
   mixture_components = 1
+  # The encoder codes ŷ in bands of rows of about this many positions, so
+  # that its integer parameters and coder inputs do not grow with the image.
+  band_positions = 1 << 14
 
   def __init__(self, transforms, latent_channels, hyper_channels, parameters,
                hidden=None, lmbda=0.01, distortion="mse", **kwargs):
@@ -153,14 +156,25 @@ class ContextModel(CompressionModel):
 
   def encode_y(self, handle, z_hat, y_symbols):
     """Codes ŷ [h, w, M] (int32) into the stream the serial decoder reads.
-    The integer parameters of every position are computed at once (exact
-    arithmetic: the same integers the decoder computes one by one)."""
+    The integer parameters of a band of rows are computed at once (exact
+    arithmetic: the same integers the decoder computes one by one), band
+    after band in raster order (`band_positions`)."""
     path = self.parameter_path
     hyper = path.hyper(self.hyper_prior.symbols(z_hat))
-    params = path.distribution(path.parallel(y_symbols[None], hyper)[0])
+    height, width = tf.shape(y_symbols)[0], tf.shape(y_symbols)[1]
+    rows = tf.maximum(self.band_positions // width, 1)
     positions = lambda t: tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
-    return self.coder.encode_positions(
-        handle, positions(y_symbols), *(positions(t) for t in params))
+
+    def band(start, handle):
+      stop = tf.minimum(start + rows, height)
+      params = path.distribution(
+          path.parallel_rows(y_symbols[None], hyper, start, stop)[0])
+      return stop, self.coder.encode_positions(
+          handle, positions(y_symbols[start:stop]),
+          *(positions(t) for t in params))
+
+    return tf.while_loop(lambda start, _: start < height, band,
+                         [tf.constant(0), handle], parallel_iterations=1)[1]
 
   def encode_latents(self, x):
     y = self.analyze(x)
