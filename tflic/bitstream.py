@@ -23,6 +23,7 @@ import tensorflow as tf
 MAGIC = b"TFLC"
 VERSION = 2
 MODEL_ID_BYTES = 8
+MODEL_ID_AT = len(MAGIC) + 1  # after the magic and the version
 CHECK_BYTES = 8
 LATENT_CHECK_BYTES = 8
 MARKER = "tflic bitstream error: "
@@ -128,7 +129,7 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
       "damaged bitstream (integrity check failed)")]):
     data = tf.identity(data)
   with tf.control_dependencies([_require(
-      tf.equal(tf.strings.substr(data, 5, MODEL_ID_BYTES), model_id),
+      tf.equal(tf.strings.substr(data, MODEL_ID_AT, MODEL_ID_BYTES), model_id),
       "the bitstream was made by a different model")]):
     data = tf.identity(data)
   lengths = [_be_int(data, _FIXED + 4 * i, 4) for i in range(num_streams)]
