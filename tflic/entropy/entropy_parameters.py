@@ -281,7 +281,8 @@ class EntropyParameters(tf.keras.layers.Layer):
     """`parallel` for rows [start, stop) only (the same integers), from the
     rows of ŷ their context reads: memory bounded by the band, not the
     image."""
-    first = tf.maximum(start - self.causal.rows_above, 0) if self.context else start
+    above = self.causal.rows_above if self.context else 0
+    first = tf.maximum(start - above, 0)
     params = self.parallel(y_symbols[:, first:stop], hyper[:, first:stop])
     return params[:, start - first:]
 
