@@ -79,15 +79,6 @@ def test_tile_follows_the_budget():
   assert tiling.MIN_TILE <= small < large
   assert (small + 2 * model.halo) ** 2 * per <= 16 << 20
   assert tiling.tile_for_budget(1, per, model.halo) == tiling.MIN_TILE
-  # An image's own uint8 copies come out of the tile's share: a small image
-  # gets the budget's tile, a large one a smaller tile, never below MIN_TILE.
-  budget = 64 << 20
-  for pixels, expected in ((0, large), (1 << 20, tiling.tile_for_budget(
-      budget - tiling.IMAGE_BYTES_PER_PIXEL * (1 << 20), per, model.halo)),
-                           (1 << 30, tiling.tile_for_budget(budget / 4, per,
-                                                            model.halo))):
-    assert int(tiling.tile_for_image(budget, per, model.halo, pixels)) == expected
-  assert tiling.tile_for_budget(budget / 4, per, model.halo) < large
   model.set_memory_budget(None)
   assert model.tiles == (None, None)
 

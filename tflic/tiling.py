@@ -30,12 +30,8 @@ ANALYSIS_OVERHEAD = 3.
 SYNTHESIS_OVERHEAD = 6.
 MIN_TILE = 4
 # What a coding process holds besides the tiles: the TensorFlow runtime and
-# the SavedModel (0.63 GB measured for a tiny model), the weights.
+# the SavedModel (0.63 GB measured for a tiny model), the weights, the images.
 RESERVE = 3 << 28  # 0.75 GB
-# And what grows with the pixels: the image's uint8 copies in a process that
-# encodes and decodes (the input, its padded copy, the stitched output, the
-# returned array), taken from a tile's share at run time (`tile_for_image`).
-IMAGE_BYTES_PER_PIXEL = 4 * 3
 
 
 def apply(transform, x, tile, halo, scale_in, scale_out, prepare=None,
@@ -104,16 +100,6 @@ def share(budget):
   """The bytes of a memory budget that a tile may use: what the RESERVE
   leaves (at least a quarter)."""
   return max(budget - RESERVE, budget / 4)
-
-
-def tile_for_image(budget, per_position, halo, pixels):
-  """`tile_for_budget` for an image of `pixels` (a tensor): the budget less
-  the image's own copies (IMAGE_BYTES_PER_PIXEL, at least a quarter of it
-  left). float64 arithmetic: the same side on every machine."""
-  left = tf.maximum(budget - IMAGE_BYTES_PER_PIXEL * tf.cast(pixels, tf.float64),
-                    budget / 4)
-  side = tf.cast(tf.floor(tf.sqrt(left / per_position)), tf.int32) - 2 * halo
-  return tf.maximum(side, MIN_TILE)
 
 
 def tile_for_budget(budget, per_position, halo):

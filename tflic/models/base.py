@@ -31,7 +31,6 @@ class CompressionModel(tf.keras.Model):
   num_streams = 1
   halo = 3  # g_a and g_s of four 5×5 layers reach 2 positions (test_tiling)
   tiles = (None, None)  # tile sides (latent positions) of g_a and g_s
-  tile_budget = None  # (a tile's share of the budget, bytes per position)
 
   def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(**kwargs)
@@ -67,7 +66,6 @@ class CompressionModel(tf.keras.Model):
     """Tiles g_a and g_s (`tiling`) so that a process coding an image needs
     at most `budget` bytes besides what grows with the latent (`tiling.share`
     goes to a tile); None: whole images."""
-    self.tile_budget = None
     if budget is None:
       self.tiles = (None, None)
       return
@@ -76,20 +74,8 @@ class CompressionModel(tf.keras.Model):
                                   tiling.ANALYSIS_OVERHEAD),
         tiling.bytes_per_position(self.synthesis, self.latent_depth(), 1,
                                   tiling.SYNTHESIS_OVERHEAD))
-    self.tile_budget = (tiling.share(budget), per_position)
     self.tiles = tuple(tiling.tile_for_budget(tiling.share(budget), p, self.halo)
                        for p in per_position)
-
-  def _tile(self, which, pixels):
-    """The tile side of g_a (0) or g_s (1) for an image of `pixels`: the
-    largest that fits the budget beside the image's own copies
-    (`tiling.tile_for_image`), at most `tiles[which]`."""
-    tile = self.tiles[which]
-    if tile is None or self.tile_budget is None:
-      return tile
-    share, per_position = self.tile_budget
-    return tf.minimum(tile, tiling.tile_for_image(
-        share, per_position[which], self.halo, pixels))
 
   def latent_depth(self):
     """The channels of ŷ, the synthesis' input."""
@@ -99,17 +85,14 @@ class CompressionModel(tf.keras.Model):
     """y = g_a(x) over tiles; x: [1, H, W, 3], uint8 or floats in [0, 1]."""
     prepare = ((lambda t: tf.cast(t, tf.float32) / 255.)
                if x.dtype == tf.uint8 else None)
-    shape = tf.shape(x)
-    return tiling.apply(self.analysis, x, self._tile(0, shape[1] * shape[2]),
-                        self.halo, tiling.STRIDE, 1, prepare)
+    return tiling.apply(self.analysis, x, self.tiles[0], self.halo,
+                        tiling.STRIDE, 1, prepare)
 
   def synthesize(self, y_hat, uint8=False):
     """x̂ = g_s(ŷ) over tiles: floats, or uint8 pixels (rounded, clipped)."""
     finish, dtype = (to_uint8, tf.uint8) if uint8 else (None, tf.float32)
-    shape = tf.shape(y_hat)
-    pixels = shape[1] * shape[2] * tiling.STRIDE ** 2
-    return tiling.apply(self.synthesis, y_hat, self._tile(1, pixels),
-                        self.halo, 1, tiling.STRIDE, finish=finish, dtype=dtype)
+    return tiling.apply(self.synthesis, y_hat, self.tiles[1], self.halo, 1,
+                        tiling.STRIDE, finish=finish, dtype=dtype)
 
   def coding_variables(self):
     """What defines the codec (weights, coding tables), without the training
