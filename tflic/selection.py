@@ -121,13 +121,10 @@ def _single_models(options):
 
 
 def single_models(options):
-  """{model: (mean bpp, mean quality)} over the images, in model order."""
-  result = {}
-  for candidates in options:
-    for c in candidates:
-      result.setdefault(c.model, []).append(c)
-  return {m: (sum(c.bpp for c in cs) / len(cs), sum(c.quality for c in cs) /
-              len(cs)) for m, cs in result.items()}
+  """{model: (mean bpp, mean quality)} of each model that codes every image."""
+  return {chosen[0].model: (sum(c.bpp for c in chosen) / len(chosen),
+                            sum(c.quality for c in chosen) / len(chosen))
+          for chosen in _single_models(options)}
 
 
 def model_for(data, export_dirs):
