@@ -28,7 +28,8 @@ def pad_to_multiple(image, multiple, mode="edge"):
   """Pads [H, W, C] on the bottom/right to sides that are multiples of
   `multiple`, by repeating the edge pixels ("edge") or mirroring the image
   about its last row/column ("reflect", without repeating it: ..., a, b, c, b,
-  a, b, ...). Works for any size, 1×1 included, and any amount of padding."""
+  a, b, ...). Works for any size, 1×1 included, and any amount of padding;
+  an image whose sides are multiples already is returned as is (no copy)."""
   if mode not in ("edge", "reflect"):
     raise ValueError(f"mode must be 'edge' or 'reflect', not {mode!r}")
   shape = tf.shape(image)
@@ -44,7 +45,8 @@ def pad_to_multiple(image, multiple, mode="edge"):
 
   rows = indices(padded[0], shape[0])
   cols = indices(padded[1], shape[1])
-  return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
+  return tf.cond(tf.reduce_all(padded == shape[:2]), lambda: image,
+                 lambda: tf.gather(tf.gather(image, rows, axis=0), cols, axis=1))
 
 
 def fingerprint(model):

@@ -29,9 +29,12 @@ BYTES_PER_FLOAT = 4
 ANALYSIS_OVERHEAD = 3.
 SYNTHESIS_OVERHEAD = 6.
 MIN_TILE = 4
-# What a coding process holds besides the tiles: the TensorFlow runtime and
-# the SavedModel (0.63 GB measured for a tiny model), the weights, the images.
-RESERVE = 3 << 28  # 0.75 GB
+# What a coding process holds besides the tiles: the TensorFlow runtime, the
+# SavedModel and its weights (0.71 GB measured for a tiny model), and the
+# image's own uint8 copies (the caller's, the input tensor, the stitched
+# output and its crop: 12 bytes per pixel, 0.29 GB at 24 MP). Above 24 MP
+# those copies exceed the reserve by 12 bytes per pixel.
+RESERVE = 1 << 30  # 1 GB
 
 
 def apply(transform, x, tile, halo, scale_in, scale_out, prepare=None,
