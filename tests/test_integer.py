@@ -102,18 +102,28 @@ def _split(params):
   return split_gaussian(params)
 
 
-def test_serial_and_parallel_parameters_agree_with_a_two_layer_context():
+def _branch(outputs, absolute=False):
+  context = [MaskedConv2D(6, 5, "A", activation=tf.nn.leaky_relu),
+             MaskedConv2D(8, 3, "B")]
+  network = tf.keras.Sequential([
+      tf.keras.layers.Conv2D(10, 1, activation=tf.nn.leaky_relu),
+      tf.keras.layers.Conv2D(outputs, 1)])
+  return context, network, absolute
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_serial_and_parallel_parameters_agree_with_a_two_layer_context(
+    separate):
+  """One context + network, or (separate) one for μ and one for σ on |ŷ|
+  (Wen et al. 2019)."""
   m = 4
   hyper_synthesis = tf.keras.Sequential([
       tf.keras.layers.Conv2DTranspose(6, 3, 2, padding="same",
                                       activation="relu"),
       tf.keras.layers.Conv2D(2 * m, 3, padding="same")])
-  context = [MaskedConv2D(6, 5, "A", activation=tf.nn.leaky_relu),
-             MaskedConv2D(8, 3, "B")]
-  network = tf.keras.Sequential([
-      tf.keras.layers.Conv2D(10, 1, activation=tf.nn.leaky_relu),
-      tf.keras.layers.Conv2D(2 * m, 1)])
-  path = EntropyParameters(hyper_synthesis, context, network, _split)
+  branches = ([_branch(m), _branch(m, absolute=True)] if separate
+              else [_branch(2 * m)])
+  path = EntropyParameters(hyper_synthesis, split=_split, branches=branches)
   y_hat = tf.constant(RNG.integers(-5, 6, (1, 6, 8, m)), tf.float32)
   z_hat = tf.constant(np.round(RNG.normal(size=(1, 3, 4, 3)) * 3), tf.float32)
   path(z_hat, y_hat)
@@ -148,3 +158,6 @@ def test_serial_and_parallel_parameters_agree_with_a_two_layer_context():
   _, float_means, _ = _split(path(z_hat, y_hat))
   np.testing.assert_allclose(means.numpy() / 64., float_means[..., 0],
                              atol=.05)
+  if separate:  # σ's context reads |ŷ|: the sign of ŷ does not change σ
+    _, flipped = path.distribution(path.parallel(-y_symbols, hyper))
+    np.testing.assert_array_equal(flipped, scales)

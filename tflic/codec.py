@@ -126,7 +126,8 @@ class Codec(tf.Module):
     multiple = self.model.multiple
     latents = self.model.decode_latents(
         streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)
-    image = self.model.synthesize(latents["y_hat"], uint8=True)[
+    image = self.model.synthesize(self.model.synthesis_input(latents),
+                                  uint8=True)[
         0, :height, :width]
     return {"image": bitstream.verify_latents(check, _ordered(latents), image)}
 

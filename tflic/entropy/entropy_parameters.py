@@ -3,6 +3,8 @@ Ballé and Toderici 2018, Fig. 4; Cheng et al. 2020, Fig. 2): hyper features
 ψ = h_s(ẑ), a causal context φ from ŷ (masked convolutions, raster order),
 and a pointwise network on [φ, ψ] that gives each element's distribution
 parameters (without context and network, h_s gives them: the hyperprior).
+Several such context + network branches may each give a share of the
+parameters (Wen et al. 2019, §2.3: one for μ, one for σ on |ŷ|).
 
 One object, three forms made from the same layers:
 - float (`call`): what training differentiates;
@@ -110,12 +112,17 @@ def dense_chain(layers, widths):
 class CausalContext:
   """Masked convolutions on ŷ (the first type A, each next on the previous
   one's output), float and integer, and their serial form: a buffer per
-  input (ŷ first); per row, each layer's accumulators from the rows above
-  (with the bias); per position the left neighbours (and the centre for
-  type B)."""
+  input (ŷ first, or |ŷ| with `absolute`); per row, each layer's
+  accumulators from the rows above (with the bias); per position the left
+  neighbours (and the centre for type B)."""
 
-  def __init__(self, layers, integer_layers):
+  def __init__(self, layers, integer_layers, absolute=False):
     self.layers, self.integer_layers = layers, integer_layers
+    self.absolute = absolute
+
+  def prepare(self, y):
+    """The context's input from ŷ: ŷ, or |ŷ|."""
+    return tf.abs(y) if self.absolute else y
 
   @property
   def channels(self):
@@ -128,6 +135,7 @@ class CausalContext:
     return sum(max(-dy for dy, _ in layer.offsets()) for layer in self.layers)
 
   def parallel(self, y_symbols):
+    y_symbols = self.prepare(y_symbols)
     for layer in self.integer_layers:
       y_symbols = layer(y_symbols)
     return y_symbols
@@ -182,25 +190,38 @@ class EntropyParameters(tf.keras.layers.Layer):
   convolutions, the first (type A) on ŷ, each next one on the previous
   one's output; network: a Sequential of 1×1 convolutions on [φ, ψ] (φ: the
   last context output); split(params) → (logits or None, means, log σ), each
-  [..., C, K], of the mixture (K = 1: a Gaussian) the parameters stand for."""
+  [..., C, K], of the mixture (K = 1: a Gaussian) the parameters stand for.
+
+  branches: instead of (context, network), several (context, network,
+  absolute) whose outputs are concatenated, each context on ŷ or (absolute)
+  on |ŷ|: the separate mean and scale models of Wen et al. 2019 (§2.3)."""
 
   def __init__(self, hyper_synthesis, context=(), network=None, split=None,
-               **kwargs):
+               branches=None, **kwargs):
     super().__init__(**kwargs)
     self.hyper_synthesis = hyper_synthesis
-    self.context = list(context)
-    self.network = network
+    if branches is None:
+      branches = [(context, network, False)] if context else []
+    self.contexts = [list(c) for c, _, _ in branches]
+    self.networks = [n for _, n, _ in branches]
+    self.absolute = [a for _, _, a in branches]
+    if self.absolute[:1] == [True]:
+      raise ValueError("the first branch's context must read ŷ itself")
     self.split = split
 
   def call(self, z_hat, y_hat=None):
     """Float parameters [B, H, W, P] from ẑ and ŷ (training)."""
     hyper = self.hyper_synthesis(z_hat)
-    if not self.context:
+    if not self.networks:
       return hyper
-    context = y_hat
-    for layer in self.context:
-      context = layer(context)
-    return self.network(tf.concat([context, hyper], -1))
+    outputs = []
+    for context, network, absolute in zip(self.contexts, self.networks,
+                                          self.absolute):
+      phi = tf.abs(y_hat) if absolute else y_hat
+      for layer in context:
+        phi = layer(phi)
+      outputs.append(network(tf.concat([phi, hyper], -1)))
+    return tf.concat(outputs, -1)
 
   # -- conversion -------------------------------------------------------------
   def kinds(self, parameters):
@@ -228,30 +249,46 @@ class EntropyParameters(tf.keras.layers.Layer):
         integer.activation_max(), head_spec)
     return scale, limit, hypers
 
-  def freeze_context(self, y_hats):
-    """Converts the masked convolutions, calibrated on a list of ŷ. Returns
-    (φ scale, φ max, float φ)."""
+  def freeze_context(self, y_hats, branch=0):
+    """Converts a branch's masked convolutions, calibrated on a list of ŷ.
+    Returns (φ scale, φ max, float φ)."""
+    absolute = self.absolute[branch]
     integer_layers, scale, limit, contexts = convert_chain(
-        self.context, y_hats, 1., Y_MAX)
-    self.integer_context = integer_layers
-    self.causal = CausalContext(self.context, integer_layers)
+        self.contexts[branch], [tf.abs(y) if absolute else y for y in y_hats],
+        1., Y_MAX)
+    causals = self.causals[:branch] if branch else []
+    # Assigned whole, so that Keras tracks the new layers' variables.
+    self.integer_contexts = [c.integer_layers for c in causals] + [
+        integer_layers]
+    self.causals = causals + [CausalContext(self.contexts[branch],
+                                            integer_layers, absolute)]
     return scale, limit, contexts
+
+  @property
+  def causal(self):
+    """The first branch's `CausalContext` (after `freeze`)."""
+    return self.causals[0]
 
   def freeze(self, y_hats, z_hats, z_offset):
     """Converts the path to integers, calibrated on lists of ŷ and ẑ of real
     images (see `freeze_hyper`)."""
-    if not self.context:
+    if not self.networks:
       self.freeze_hyper(z_hats, z_offset, head(self.kinds(
           self.hyper_synthesis.layers[-1].filters)))
       return
     hyper_scale, hyper_max, hypers = self.freeze_hyper(z_hats, z_offset)
-    scale, limit, contexts = self.freeze_context(y_hats)
-    self.integer_network, *_ = convert_chain(
-        self.network.layers,
-        [tf.concat(pair, -1) for pair in zip(contexts, hypers)],
-        *concatenated((contexts[0].shape[-1], scale, limit),
-                      (hypers[0].shape[-1], hyper_scale, hyper_max)),
-        head(self.kinds(self.network.layers[-1].filters)))
+    widths = [n.layers[-1].filters for n in self.networks]
+    kinds = np.split(self.kinds(sum(widths)), np.cumsum(widths)[:-1])
+    integer_networks = []
+    for branch, network in enumerate(self.networks):
+      scale, limit, contexts = self.freeze_context(y_hats, branch)
+      integer_networks.append(convert_chain(
+          network.layers,
+          [tf.concat(pair, -1) for pair in zip(contexts, hypers)],
+          *concatenated((contexts[0].shape[-1], scale, limit),
+                        (hypers[0].shape[-1], hyper_scale, hyper_max)),
+          head(kinds[branch]))[0])
+    self.integer_networks = integer_networks
 
   # -- integer form, in parallel ----------------------------------------------
   def hyper(self, z_symbols):
@@ -265,23 +302,25 @@ class EntropyParameters(tf.keras.layers.Layer):
 
   def parallel(self, y_symbols, hyper):
     """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once."""
-    if not self.context:
+    if not self.networks:
       return hyper
-    context = self.causal.parallel(y_symbols)
-    first, *rest = self.integer_network
-    c = self.causal.channels
-    x = first.requantize(
-        first.accumulate(context, (0, c), bias=False) +
-        first.accumulate(hyper, (c, first.kernel.shape[2])))
-    for layer in rest:
-      x = layer(x)
-    return x
+    outputs = []
+    for causal, network in zip(self.causals, self.integer_networks):
+      first, *rest = network
+      c = causal.channels
+      x = first.requantize(
+          first.accumulate(causal.parallel(y_symbols), (0, c), bias=False) +
+          first.accumulate(hyper, (c, first.kernel.shape[2])))
+      for layer in rest:
+        x = layer(x)
+      outputs.append(x)
+    return tf.concat(outputs, -1)
 
   def parallel_rows(self, y_symbols, hyper, start, stop):
     """`parallel` for rows [start, stop) only (the same integers), from the
     rows of ŷ their context reads: memory bounded by the band, not the
     image."""
-    above = self.causal.rows_above if self.context else 0
+    above = max([c.rows_above for c in self.causals] if self.networks else [0])
     first = tf.maximum(start - above, 0)
     params = self.parallel(y_symbols[:, first:stop], hyper[:, first:stop])
     return params[:, start - first:]
@@ -298,29 +337,36 @@ class EntropyParameters(tf.keras.layers.Layer):
   # -- integer form, serial (autoregressive.raster_scan) ----------------------
   def serial(self, hyper):
     """The `autoregressive.Scan` of the parameters given ψ [h, w, ·]
-    (integers): the causal context position by position, ψ's part of the
-    first network layer computed for the whole image."""
+    (integers): each branch's causal context position by position, ψ's part
+    of its network's first layer computed for the whole image."""
     height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
-    constants, buffers = self.causal.start(height, width)
-    first = self.integer_network[0]
-    hyper = first.accumulate(hyper[None], (self.causal.channels,
-                                           first.kernel.shape[2]))[0]
-    network = dense_chain(self.integer_network, [self.causal.channels])
+    branches, state = [], []
+    for causal, network in zip(self.causals, self.integer_networks):
+      constants, buffers = causal.start(height, width)
+      first = network[0]
+      branches.append((causal, constants, first.accumulate(
+          hyper[None], (causal.channels, first.kernel.shape[2]))[0],
+                       dense_chain(network, [causal.channels])))
+      state.append(buffers)
 
-    def row(y, buffers):
-      return self.causal.row(y, constants, buffers), hyper[y]
+    def row(y, state):
+      return [(causal.row(y, constants, buffers), psi[y]) for
+              (causal, constants, psi, _), buffers in zip(branches, state)]
 
-    def step(y, x, row, buffers):
+    def step(y, x, rows, state):
       p = y * width + x
-      accumulators, hyper_row = row
-      context, buffers = self.causal.step(p, x, accumulators, constants,
-                                          buffers)
-      h = network([context], hyper_row[x][None])
+      outputs, state = [], list(state)
+      for i, ((causal, constants, _, network), (accumulators, hyper_row)) in (
+          enumerate(zip(branches, rows))):
+        context, state[i] = causal.step(p, x, accumulators, constants,
+                                        state[i])
+        outputs.append(network([context], hyper_row[x][None])[0])
 
       def finish(value):
-        return [buffers[0].write(p + 1, value)] + buffers[1:]
-      return self.distribution(h[0]), finish
+        return [[buffers[0].write(p + 1, causal.prepare(value))] + buffers[1:]
+                for (causal, *_), buffers in zip(branches, state)]
+      return self.distribution(tf.concat(outputs, -1)), finish
 
-    def decoded(buffers):
-      return tf.reshape(buffers[0].stack()[1:], [height, width, -1])
-    return autoregressive.Scan(buffers, row, step, decoded)
+    def decoded(state):
+      return tf.reshape(state[0][0].stack()[1:], [height, width, -1])
+    return autoregressive.Scan(state, row, step, decoded)

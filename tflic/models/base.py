@@ -31,6 +31,9 @@ class CompressionModel(tf.keras.Model):
   num_streams = 1
   halo = 3  # g_a and g_s of four 5×5 layers reach 2 positions (test_tiling)
   tiles = (None, None)  # tile sides (latent positions) of g_a and g_s
+  # Peak memory of g_a's and g_s's tiles over their probes' largest layer
+  # (`tiling.bytes_per_position`).
+  overheads = (tiling.ANALYSIS_OVERHEAD, tiling.SYNTHESIS_OVERHEAD)
 
   def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(**kwargs)
@@ -69,24 +72,42 @@ class CompressionModel(tf.keras.Model):
     if budget is None:
       self.tiles = (None, None)
       return
+    analysis, synthesis = self.transform_probes()
     per_position = (
-        tiling.bytes_per_position(self.analysis, 3, tiling.STRIDE,
-                                  tiling.ANALYSIS_OVERHEAD),
-        tiling.bytes_per_position(self.synthesis, self.latent_depth(), 1,
-                                  tiling.SYNTHESIS_OVERHEAD))
+        tiling.bytes_per_position(analysis, 3, tiling.STRIDE,
+                                  self.overheads[0]),
+        tiling.bytes_per_position(synthesis, self.latent_depth(), 1,
+                                  self.overheads[1]))
     self.tiles = tuple(tiling.tile_for_budget(tiling.share(budget), p, self.halo)
                        for p in per_position)
 
+  def transform_probes(self):
+    """The Sequentials whose layers estimate the tiles' memory
+    (`tiling.bytes_per_position`): g_a and g_s (a branching transform names
+    its widest path, and `overheads` what the others add)."""
+    return self.analysis, self.synthesis
+
   def latent_depth(self):
-    """The channels of ŷ, the synthesis' input."""
+    """The channels of the synthesis' input (ŷ)."""
     return self.analysis(tf.zeros([1, tiling.STRIDE, tiling.STRIDE, 3])).shape[-1]
+
+  def finish_analysis(self, features):
+    """y from the output of `analysis` (the tiled part of g_a): the
+    identity; a model with a global part after the tiles (wen2019's weighted
+    layer) runs it here, on the whole latent."""
+    return features
+
+  def synthesis_input(self, latents):
+    """The synthesis' input from the latents (a dict, see `decode_latents`):
+    ŷ; wen2019 adds its assistant information."""
+    return latents["y_hat"]
 
   def analyze(self, x):
     """y = g_a(x) over tiles; x: [1, H, W, 3], uint8 or floats in [0, 1]."""
     prepare = ((lambda t: tf.cast(t, tf.float32) / 255.)
                if x.dtype == tf.uint8 else None)
-    return tiling.apply(self.analysis, x, self.tiles[0], self.halo,
-                        tiling.STRIDE, 1, prepare)
+    return self.finish_analysis(tiling.apply(
+        self.analysis, x, self.tiles[0], self.halo, tiling.STRIDE, 1, prepare))
 
   def synthesize(self, y_hat, uint8=False):
     """x̂ = g_s(ŷ) over tiles: floats, or uint8 pixels (rounded, clipped)."""

@@ -99,20 +99,27 @@ class ContextModel(CompressionModel):
   band_positions = 1 << 14
 
   def __init__(self, transforms, latent_channels, hyper_channels, parameters,
-               hidden=None, lmbda=0.01, distortion="mse", **kwargs):
+               hidden=None, branches=None, lmbda=0.01, distortion="mse",
+               **kwargs):
     """parameters: the entropy-parameter outputs per position; hidden: the
-    entropy-parameter network's hidden widths (`entropy_parameters`)."""
+    entropy-parameter network's hidden widths (`entropy_parameters`);
+    branches: the (context, network, absolute) branches of the path
+    (`EntropyParameters`) instead of one 5×5 masked convolution and that
+    network."""
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.latent_channels = m = latent_channels
     self.hyper_channels = hyper_channels
     (self.analysis, self.synthesis, self.hyper_analysis,
      self.hyper_synthesis) = transforms
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
-    self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
-    self.entropy_parameters = entropy_parameters(m, parameters, hidden=hidden)
+    if branches is None:
+      self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
+      self.entropy_parameters = entropy_parameters(m, parameters,
+                                                   hidden=hidden)
+      branches = [([self.context_model], self.entropy_parameters, False)]
     self.parameter_path = EntropyParameters(
-        self.hyper_synthesis, [self.context_model], self.entropy_parameters,
-        self.split_parameters, name="parameter_path")
+        self.hyper_synthesis, split=self.split_parameters, branches=branches,
+        name="parameter_path")
     self.coder = None
 
   def split_parameters(self, params):
@@ -127,18 +134,19 @@ class ContextModel(CompressionModel):
     return weights, means, scale(log_scales)
 
   def call(self, x, training=False):
-    y = self.analysis(x)
+    y = self.finish_analysis(self.analysis(x))
     z_hat, z_bits = self.hyper_prior(self.hyper_analysis(y), training=training)
     y_hat = quantize(y)
     distribution = self.distribution(self.parameter_path(z_hat, y_hat))
     values = noisy(y) if training else y_hat
-    return self.synthesis(y_hat), z_bits + bits(values, *distribution)
+    x_hat = self.synthesis(self.synthesis_input(dict(y_hat=y_hat, z_hat=z_hat)))
+    return x_hat, z_bits + bits(values, *distribution)
 
   def freeze(self, calibration):
     self.hyper_prior.freeze()
     y_hats, z_hats = [], []
     for x in calibration:
-      y = self.analysis(x)
+      y = self.finish_analysis(self.analysis(x))
       y_hats.append(quantize(y))
       z_hats.append(self.hyper_prior.coder.quantize(self.hyper_analysis(y)))
     self.parameter_path.freeze(y_hats, z_hats, self.hyper_prior.offset)
