@@ -93,6 +93,12 @@ def qian_dir(tmp_path_factory):
                 3)
 
 
+@pytest.fixture(scope="session")
+def wen_dir(tmp_path_factory):
+  """wen2019 with every step of the paper (Table 2's last row)."""
+  return _train(tmp_path_factory, "wen2019", TINY, 40, 4)
+
+
 @pytest.fixture()
 def trained_model(trained_dir):
   return train.load(trained_dir)
@@ -114,10 +120,12 @@ def exported_dir(tmp_path_factory, trained_dir):
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory, exported_dir, joint_dir, cheng_dir, qian_dir):
+def exports(tmp_path_factory, exported_dir, joint_dir, cheng_dir, qian_dir,
+            wen_dir):
   """A SavedModel of every registered model, by name (trained briefly by
   the fixtures above; factorized untrained)."""
-  runs = dict(joint=joint_dir, cheng2020=cheng_dir, qian2021=qian_dir)
+  runs = dict(joint=joint_dir, cheng2020=cheng_dir, qian2021=qian_dir,
+              wen2019=wen_dir)
   result = dict(hyperprior=exported_dir)
   for name in models.names():
     if name != "hyperprior":
@@ -162,7 +170,7 @@ def assert_parallel_encoder_matches_serial(model, image):
   loop the decoder runs, whatever the bands (the whole image, one row, five
   rows with a shorter last band)."""
   x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
-  y = model.analysis(tf.cast(x, tf.float32)[None] / 255.)
+  y = model.analyze(tf.cast(x, tf.float32)[None] / 255.)
   z_hat = model.hyper_prior.coder.quantize(model.hyper_analysis(y))
   y_symbols = context_model.symbols(y)[0]
   new = lambda: tfc.create_range_encoder([], model.coder.table)

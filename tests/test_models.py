@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import codec as codec_lib
 from tflic import data
 from tflic import models
-from tests.conftest import TINY
+from tflic import train
+from tests.conftest import TINY, random_image
 
 
 def batch(size=64, count=4, seed=0):
@@ -53,7 +55,7 @@ def test_ms_ssim_objective_trains():
 
 def test_registry():
   assert models.names() == ["cheng2020", "factorized", "hyperprior", "joint",
-                            "qian2021"]
+                            "qian2021", "wen2019"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192)
   assert models.architecture("cheng2020") == dict(
@@ -92,3 +94,21 @@ def test_divergence_stops_training_without_a_bad_checkpoint(tmp_path):
   checkpoint = tf.train.latest_checkpoint(model_dir)
   model = train.load(model_dir)
   assert all(np.isfinite(v.numpy()).all() for v in model.variables), checkpoint
+
+
+def test_factorized_four_layer_baseline():
+  """SLIMD's baseline (Minnen et al. 2018, ICIP, §2): four 5×5 stride-2
+  stages and more code channels than filters; it codes exactly."""
+  model = train.build("factorized", dict(num_filters=8, num_layers=4,
+                                        latent_channels=12))
+  assert [l.kernel_size for l in model.analysis.layers] == [(5, 5)] * 4
+  assert model.analysis(tf.zeros([1, 32, 48, 3])).shape == (1, 2, 3, 12)
+  codec = codec_lib.Codec(model)
+  image = random_image(17, 33)
+  decoded = codec.decode(codec.encode(image)["bitstream_bytes"])["image"]
+  _, latents = model.encode_latents(
+      tf.cast(codec_lib.pad_to_multiple(image, 16), tf.float32)[None] / 255.)
+  expected = codec_lib.to_uint8(model.synthesis(latents["y_hat"]))[0, :17, :33]
+  np.testing.assert_array_equal(decoded, expected)
+  with pytest.raises(ValueError, match="num_layers"):
+    models.create("factorized", num_layers=5)

@@ -8,6 +8,7 @@ from tflic.models.cheng2020 import Cheng2020
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
 from tflic.models.qian2021 import Qian2021
+from tflic.models.wen2019 import Wen2019
 
 REGISTRY = {
     "cheng2020": Cheng2020,
@@ -15,6 +16,7 @@ REGISTRY = {
     "hyperprior": Hyperprior,
     "joint": Joint,
     "qian2021": Qian2021,
+    "wen2019": Wen2019,
 }
 
 

@@ -1,0 +1,135 @@
+"""wen2019: every ablation step of Table 2 codes exactly (library, SavedModel
+in a fresh process, odd sizes); the stacked masked contexts are causal and
+their serial parameters equal the parallel ones."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tflic import codec as codec_lib
+from tflic import export
+from tflic import train
+from tflic.layers import ResidualBlock
+from tflic.layers.multiscale import MultiScaleAnalysis
+from tests.conftest import (TINY, assert_exact_coding,
+                            assert_parallel_encoder_matches_serial,
+                            random_image)
+from tests.test_savedmodel import _fresh
+
+# Table 2: "Original" (the joint model) and its three steps, cumulative.
+STEPS = {
+    "original": dict(separate_entropy_model=False, multiscale_encoder=False,
+                     weighted_layer=False, residual_decoder=False,
+                     assistant=False),
+    "separate": dict(multiscale_encoder=False, weighted_layer=False,
+                     residual_decoder=False, assistant=False),
+    "multiscale": dict(residual_decoder=False, assistant=False),
+    "residual": {},
+}
+
+
+def variant(step, **args):
+  return train.build("wen2019", {**TINY, **STEPS[step], **args})
+
+
+@pytest.fixture(scope="module")
+def codec(wen_dir):
+  return codec_lib.Codec(train.load(wen_dir))
+
+
+def test_decoder_gets_the_encoders_latents(codec, photo):
+  x = tf.cast(codec_lib.pad_to_multiple(photo, 64), tf.float32)[None] / 255.
+  assert_exact_coding(codec.model, x)
+
+
+def test_parallel_encoder_writes_the_serial_encoders_stream(wen_dir):
+  model = train.load(wen_dir)
+  codec_lib.Codec(model)  # freezes
+  assert_parallel_encoder_matches_serial(model, random_image(130, 200, seed=8))
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_every_step_round_trips(step):
+  """Odd sizes decode to the synthesis of the encoder's latents."""
+  model = variant(step)
+  codec = codec_lib.Codec(model)
+  for height, width in ((1, 1), (17, 33)):
+    image = random_image(height, width, seed=width)
+    data = codec.encode(image)["bitstream_bytes"]
+    decoded = codec.decode(data)["image"].numpy()
+    x = tf.cast(codec_lib.pad_to_multiple(image, 64), tf.float32)[None] / 255.
+    _, latents = tf.function(model.encode_latents)(x)
+    expected = codec_lib.to_uint8(model.synthesis(
+        model.synthesis_input(latents))[0])
+    np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
+
+
+@pytest.mark.slow  # the default suite: the full model in test_portability
+@pytest.mark.parametrize("step", list(STEPS))
+def test_every_step_in_a_fresh_process(step, tmp_path):
+  """The SavedModel in a fresh process writes the library's bytes and
+  decodes them to its image."""
+  path = export.export(variant(step), str(tmp_path / "m"), name="wen2019")
+  library = codec_lib.SavedCodec(path)
+  image = random_image(37, 70, seed=3)
+  expected = library.encode(image)
+  data, decoded = _fresh(path, image, "tf2", tmp_path)
+  assert data == expected
+  np.testing.assert_array_equal(decoded, library.decode(expected))
+
+
+def test_steps_change_what_they_say():
+  """Each step adds its parts; every variant trains (finite loss)."""
+  built = {step: variant(step) for step in STEPS}
+  contexts = {s: len(m.parameter_path.contexts) for s, m in built.items()}
+  assert contexts == dict(original=1, separate=2, multiscale=2, residual=2)
+  assert built["separate"].parameter_path.absolute == [False, True]
+  pyramid = {s: isinstance(m.analysis, MultiScaleAnalysis)
+             and m.weighting is not None for s, m in built.items()}
+  assert pyramid == dict(original=False, separate=False, multiscale=True,
+                         residual=True)
+  residual = {s: any(isinstance(l, ResidualBlock) for l in m.synthesis.layers)
+              and m.assistant is not None for s, m in built.items()}
+  assert residual == dict(original=False, separate=False, multiscale=False,
+                          residual=True)
+  for model in built.values():
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    logs = model.train_step(tf.random.uniform([2, 64, 64, 3]))
+    assert np.isfinite(float(logs["loss"]))
+  with pytest.raises(ValueError, match="weighted_layer"):
+    variant("separate", weighted_layer=True)
+
+
+def test_stacked_context_is_causal_and_reaches_three_rows():
+  """Changing ŷ at and after a position changes no parameter before it in
+  raster order (float and integer); the three 3×3 layers reach 3 rows down
+  and 3 columns to each side (the 7×7 field)."""
+  model = variant("separate")
+  codec_lib.Codec(model)  # freezes
+  path = model.parameter_path
+  assert [c.rows_above for c in path.causals] == [3, 3]
+  rng = np.random.default_rng(0)
+  y = rng.integers(-4, 5, (1, 12, 12, TINY["latent_channels"]))
+  z_hat = tf.constant(rng.integers(-2, 3, (1, 3, 3, TINY["hyper_channels"])),
+                      tf.float32)
+  hyper = path.hyper(model.hyper_prior.symbols(z_hat))
+
+  def parameters(y):
+    return (path.parallel(tf.constant(y, tf.int32), hyper)[0].numpy(),
+            path(z_hat, tf.constant(y, tf.float32))[0].numpy())
+
+  before = parameters(y)
+  p = (5, 4)
+  changed = y.copy()
+  changed[0, p[0], p[1]:] += 3
+  changed[0, p[0] + 1:] -= 2
+  after = parameters(changed)
+  earlier = np.arange(144).reshape(12, 12) <= p[0] * 12 + p[1]
+  for a, b in zip(after, before):  # the position itself: its context only
+    np.testing.assert_array_equal(a[earlier], b[earlier])
+    assert np.any(a[~earlier] != b[~earlier])
+  # A change at (2, 5) alone reaches rows 2..5 and columns 2..8.
+  single = y.copy()
+  single[0, 2, 5] += 3
+  rows, cols = np.nonzero(np.any(parameters(single)[0] != before[0], -1))
+  assert (rows.min(), rows.max(), cols.min(), cols.max()) == (2, 5, 2, 8)
