@@ -116,3 +116,18 @@ def test_every_config_uses_flags_that_bin_train_defines():
         name = line[2:].split("=")[0].strip()
         assert name in defined or (name.startswith("no") and
                                    name[2:] in defined), (path, name)
+
+
+def test_run_from_before_an_added_argument_resumes(tmp_path):
+  """A run whose config.json predates an argument the model gained since
+  (factorized's num_layers, latent_channels) resumes when the new argument
+  has its default; another value is another architecture."""
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  run_dir = f"{tmp_path}/run"
+  train.train("factorized", dict(num_filters=8), "samples", run_dir, steps=0)
+  train.train("factorized", dict(num_filters=8, num_layers=3,
+                                 latent_channels=None), "samples", run_dir,
+              steps=0)
+  with pytest.raises(ValueError, match="use another --model_dir"):
+    train.train("factorized", dict(num_filters=8, num_layers=4), "samples",
+                run_dir, steps=0)

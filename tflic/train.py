@@ -57,7 +57,11 @@ def _write_config(model_dir, config):
   path = os.path.join(model_dir, CONFIG_FILE)
   if os.path.exists(path):
     old = read_config(model_dir)
-    if (old["model"], old["args"]) != (config["model"], config["args"]):
+    # Arguments added to a model since the run started count as defaults.
+    defaults = (models.architecture(old["model"])
+                if old["model"] in models.names() else {})
+    if (old["model"], dict(defaults, **old["args"])) != (
+        config["model"], dict(defaults, **config["args"])):
       raise ValueError(
           f"{model_dir} holds a run of {old['model']} {old['args']}, not "
           f"{config['model']} {config['args']}: use another --model_dir")

@@ -10,24 +10,36 @@ from tflic.models.base import CODING_DEVICE, CompressionModel
 
 class Balle2017(CompressionModel):
   """Three stages of convolution, down-sampling and GDN (9×9/4, 5×5/2, 5×5/2),
-  their inverse with IGDN, and one non-parametric density per latent channel."""
+  their inverse with IGDN, and one non-parametric density per latent channel.
+
+  num_layers=4: the baseline of Minnen et al. 2018 (ICIP, "Image-dependent
+  local entropy models", §2): four 5×5 stride-2 stages, N filters and
+  `latent_channels` code channels (the paper: up to 192 and 320)."""
 
   multiple = 16
 
-  def __init__(self, num_filters=192, lmbda=0.01, distortion="mse", **kwargs):
+  def __init__(self, num_filters=192, num_layers=3, latent_channels=None,
+               lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
-    self.num_filters = num_filters
+    if num_layers not in (3, 4):
+      raise ValueError(f"num_layers must be 3 or 4, not {num_layers}")
+    self.num_filters = n = num_filters
+    self.num_layers = num_layers
+    self.latent_channels = m = latent_channels or num_filters
+    if num_layers == 3:
+      shapes = [(n, 9, 4), (n, 5, 2), (m, 5, 2)]
+    else:
+      shapes = [(n, 5, 2)] * 3 + [(m, 5, 2)]
+    last = len(shapes) - 1
     self.analysis = tf.keras.Sequential([
-        analysis_stage(num_filters, 9, 4, "analysis_0"),
-        analysis_stage(num_filters, 5, 2, "analysis_1"),
-        analysis_stage(num_filters, 5, 2, "analysis_2", gdn=False),
-    ], name="analysis")
+        analysis_stage(c, k, s, f"analysis_{i}", gdn=i < last)
+        for i, (c, k, s) in enumerate(shapes)], name="analysis")
+    outputs = [c for c, _, _ in shapes[:-1]][::-1] + [3]
     self.synthesis = tf.keras.Sequential([
-        synthesis_stage(num_filters, 5, 2, "synthesis_0"),
-        synthesis_stage(num_filters, 5, 2, "synthesis_1"),
-        synthesis_stage(3, 9, 4, "synthesis_2", igdn=False),
-    ], name="synthesis")
-    self.prior = FactorizedPrior(num_filters, name="prior")
+        synthesis_stage(c, k, s, f"synthesis_{i}", igdn=i < last)
+        for i, (c, (_, k, s)) in enumerate(zip(outputs, shapes[::-1]))],
+                                         name="synthesis")
+    self.prior = FactorizedPrior(m, name="prior")
 
   def call(self, x, training=False):
     y = self.analysis(x)
@@ -52,4 +64,6 @@ class Balle2017(CompressionModel):
     return dict(y_hat=y_hat)
 
   def get_config(self):
-    return dict(super().get_config(), num_filters=self.num_filters)
+    return dict(super().get_config(), num_filters=self.num_filters,
+                num_layers=self.num_layers,
+                latent_channels=self.latent_channels)
