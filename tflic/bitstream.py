@@ -100,7 +100,7 @@ def pack(model_id, height, width, streams, latents_check):
   return payload + _be_bytes(check_value(payload), CHECK_BYTES)
 
 
-def _require(condition, message):
+def require(condition, message):
   return tf.debugging.Assert(condition, [MARKER + message])
 
 
@@ -109,31 +109,31 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
   data = tf.convert_to_tensor(data, tf.string)
   length = tf.strings.length(data)
   header_end = _FIXED + 4 * num_streams
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       length >= header_end + CHECK_BYTES,
       "too short to be a tflic bitstream (empty or truncated)")]):
     data = tf.identity(data)
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.equal(tf.strings.substr(data, 0, 4), MAGIC),
       "not a tflic bitstream (bad magic bytes)")]):
     data = tf.identity(data)
   version = _be_int(data, 4, 1)
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.equal(version, VERSION),
       f"unsupported format version (this tflic reads version {VERSION})")]):
     data = tf.identity(data)
   payload = tf.strings.substr(data, 0, length - CHECK_BYTES)
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.equal(check_value(payload), _be_int(data, length - CHECK_BYTES,
                                              CHECK_BYTES)),
       "damaged bitstream (integrity check failed)")]):
     data = tf.identity(data)
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.equal(tf.strings.substr(data, MODEL_ID_AT, MODEL_ID_BYTES), model_id),
       "the bitstream was made by a different model")]):
     data = tf.identity(data)
   lengths = [_be_int(data, _FIXED + 4 * i, 4) for i in range(num_streams)]
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.logical_and(
           tf.equal(_be_int(data, _FIXED - 1, 1), num_streams),
           tf.equal(tf.cast(header_end + CHECK_BYTES, tf.int64) + tf.add_n(lengths),
@@ -144,7 +144,7 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
   width = _be_int(data, 17, 4)
   ok = tf.reduce_all([height >= 1, width >= 1, height <= MAX_SIDE,
                       width <= MAX_SIDE, height * width <= max_pixels])
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       ok, f"image size out of range (1..{MAX_SIDE} per side, at most "
       f"{max_pixels} pixels)")]):
     data = tf.identity(data)
@@ -159,7 +159,7 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
 def verify_latents(expected, latents, output):
   """`output`, after checking that `latents` (as the decoder reconstructed
   them) have the latent check the encoder wrote."""
-  with tf.control_dependencies([_require(
+  with tf.control_dependencies([require(
       tf.equal(latent_check(latents), expected), LATENT_MISMATCH)]):
     return tf.identity(output)
 

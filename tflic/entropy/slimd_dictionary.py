@@ -33,27 +33,35 @@ def kl(q, p):
                   np.maximum(cross - entropy[:, None], 0.))  # rounding
 
 
+def nearest(q, p, chunk=16384):
+  """(argmin_k, min_k) of KL(q_i ‖ p_k) for every i, in chunks of rows (the
+  full [n, k] matrix of a large training set does not fit in memory)."""
+  parts = [kl(q[i:i + chunk], p) for i in range(0, len(q), chunk)]
+  return (np.concatenate([d.argmin(1) for d in parts]),
+          np.concatenate([d.min(1) for d in parts]))
+
+
 def objective(q, p):
   """Eq. 2: Σ_i min_k KL(q_i ‖ p_k)."""
-  return float(kl(q, p).min(1).sum())
+  return float(nearest(q, p)[1].sum())
 
 
 def kmeans_pp(q, k, rng):
   """K-means++ seeding with KL(q ‖ p) as the distance: each next entry is a
   training histogram drawn with probability proportional to its KL to the
-  nearest entry chosen so far (the farthest ones, with infinite KL, first)."""
+  closest entry chosen so far (the farthest ones, with infinite KL, first)."""
   entries = [q[rng.integers(len(q))]]
-  nearest = kl(q, entries[0][None])[:, 0]
+  closest = kl(q, entries[0][None])[:, 0]
   for _ in range(1, k):
-    if np.isinf(nearest).any():
-      candidates = np.flatnonzero(np.isinf(nearest))
+    if np.isinf(closest).any():
+      candidates = np.flatnonzero(np.isinf(closest))
       i = rng.choice(candidates)
-    elif nearest.sum() > 0:
-      i = rng.choice(len(q), p=nearest / nearest.sum())
+    elif closest.sum() > 0:
+      i = rng.choice(len(q), p=closest / closest.sum())
     else:  # every histogram is an entry already
       i = rng.integers(len(q))
     entries.append(q[i])
-    nearest = np.minimum(nearest, kl(q, q[i][None])[:, 0])
+    closest = np.minimum(closest, kl(q, q[i][None])[:, 0])
   return np.stack(entries)
 
 
@@ -66,8 +74,7 @@ def fit(q, k, iterations=20, seed=0, progress=None):
   p = kmeans_pp(q, k, rng)
   history, assignment = [], None
   for iteration in range(iterations):
-    distances = kl(q, p)
-    new = distances.argmin(1)
+    new, _ = nearest(q, p)
     if assignment is not None and np.array_equal(new, assignment):
       break
     assignment = new

@@ -1,0 +1,241 @@
+"""SLIMD (Minnen et al. 2018, ICIP): exact coding of the factorized model's
+code tensor with local entropy models from a learned dictionary, the
+encoder's choice (eq. 1, §2.3), the fitting binary and the export."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tests.conftest import ROOT, random_image, run, shared
+from tflic import bitstream
+from tflic import codec as codec_lib
+from tflic import export
+from tflic import slimd_fit
+from tflic import train
+from tflic.entropy import slimd
+
+TINY = dict(num_filters=16, num_layers=4, latent_channels=16)
+TILE = 4  # small images still have several tiles
+
+
+@pytest.fixture(scope="session")
+def slimd_dir(tmp_path_factory):
+  """A tiny four-layer factorized run with a dictionary of 24 entries fitted
+  by bin/slimd_fit on the sample photos."""
+  def make(path):
+    train.train("factorized", TINY, "samples", path, steps=40, batch_size=4,
+                patch_size=128, learning_rate=3e-3, checkpoint_every=40,
+                log_every=40, seed=5)
+    result = run(["bin/slimd_fit", f"--model_dir={path}", "--slimd_entries=24",
+                  f"--slimd_tile={TILE}", "--iterations=5"])
+    assert result.returncode == 0, result.stderr
+    assert "iteration 1: eq. 2 =" in result.stdout
+    assert "stored the SLIMD dictionary" in result.stdout
+  return shared(tmp_path_factory, "run-slimd", make)
+
+
+@pytest.fixture(scope="session")
+def slimd_model(slimd_dir):
+  model = train.load(slimd_dir)
+  model.freeze(None)
+  model.use_slimd(slimd_fit.load(slimd_dir))
+  return model
+
+
+def solid(height, width, colour=(200, 120, 40)):
+  return np.broadcast_to(np.array(colour, np.uint8), (height, width, 3)).copy()
+
+
+def noise(height, width, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (height, width, 3),
+                                              dtype=np.uint8)
+
+
+def _coder(entries=6, channels=3, radius=3, seed=0, index_counts=None):
+  rng = np.random.default_rng(seed)
+  dictionary = rng.dirichlet(np.ones(2 * radius + 2), size=entries)
+  counts = (np.zeros([channels, 256]) if index_counts is None
+            else index_counts)
+  return slimd.Slimd(dictionary, counts, tile=2, radius=radius)
+
+
+@pytest.mark.parametrize("name", ["photo", "solid", "noise", "1x1", "17x33"])
+def test_round_trip_is_exact(slimd_model, photo, name):
+  image = dict(photo=photo, solid=solid(64, 96), noise=noise(48, 80),
+               **{"1x1": random_image(1, 1), "17x33": random_image(17, 33)})[name]
+  x = codec_lib.pad_to_multiple(tf.constant(image), 16)[None]
+  streams, encoded = tf.function(slimd_model.encode_latents)(x)
+  assert len(streams) == 2
+  decoded = tf.function(slimd_model.decode_latents)(streams, *x.shape[1:3])
+  np.testing.assert_array_equal(encoded["y_hat"].numpy(),
+                                decoded["y_hat"].numpy())
+  # SLIMD changes the entropy model only: ŷ is the factorized model's.
+  y = slimd_model.analyze(x)
+  np.testing.assert_array_equal(encoded["y_hat"].numpy(),
+                                slimd_model.prior.coder.quantize(y).numpy())
+
+
+def test_solid_colour_costs_less_than_the_factorized_prior(slimd_model):
+  """A flat image: every tile of a channel holds one value, which a peaked
+  entry or the image's own distribution codes in a fraction of the
+  factorized prior's bits."""
+  x = tf.constant(solid(256, 256))[None]
+  streams, _ = slimd_model.encode_latents(x)
+  slimd_bytes = sum(len(s.numpy()) for s in streams)
+  plain = slimd_model.prior.compress(slimd_model.analyze(x))[0]
+  assert slimd_bytes < 0.5 * len(plain.numpy()), (slimd_bytes,
+                                                  len(plain.numpy()))
+
+
+def test_choice_is_the_argmin_of_eq_1():
+  coder = _coder(entries=7, channels=4)
+  rng = np.random.default_rng(1)
+  counts = rng.integers(0, 5, (9, 4, coder.num_bins)).astype(np.int32)
+  counts[0, 0] = 0
+  counts[0, 0, 2] = 4  # a tile of one value
+  best, _ = coder.best_entries(tf.constant(counts))
+  lengths = coder.dictionary_lengths.numpy()
+  for t in range(9):
+    for c in range(4):
+      costs = [sum(int(counts[t, c, b]) * lengths[k, b]
+                   for b in range(coder.num_bins)) for k in range(7)]
+      assert best.numpy()[t, c] == int(np.argmin(costs)), (t, c, costs)
+
+
+def test_ties_choose_the_lower_index():
+  coder = slimd.Slimd(np.ones([3, 8]) / 8, np.zeros([1, 256]), 2, 3)
+  best, _ = coder.best_entries(tf.ones([5, 1, 8], tf.int32))
+  assert (best.numpy() == 0).all()
+
+
+def test_image_dependent_distribution_rule():
+  """§2.3 on a constructed case. Channel 0: every tile is uniform over the
+  symbols 2 and 3, which no entry models well: the average of its poor
+  tiles is sent and every tile uses index 255. Channel 1 matches an entry
+  exactly: nothing is sent. Channel 2: a single poor tile of one position
+  saves less than the distribution costs: not sent."""
+  radius, num_bins = 3, 8
+  dictionary = np.array([[1, 2, 4, 2, 1, 0, 0, 0],
+                         [0, 0, 1, 8, 1, 0, 0, 0]], np.float64) + 1e-3
+  coder = slimd.Slimd(dictionary, np.zeros([3, 256]), 2, radius)
+  counts = np.zeros([40, 3, num_bins], np.int32)
+  counts[:, 0, radius + 2] = 2
+  counts[:, 0, radius + 3] = 2
+  counts[:, 1] = [1, 2, 4, 2, 1, 0, 0, 0]
+  counts[:, 2, radius] = 1
+  counts[0, 2, radius] = 0
+  counts[0, 2, radius + 3] = 1
+  indices, sent, histograms = coder.choose(tf.constant(counts))
+  assert sent.numpy().tolist() == [True, False, False]
+  assert (indices.numpy()[:, 0] == slimd.CUSTOM).all()
+  expected = np.zeros(num_bins, np.int32)
+  expected[[radius + 2, radius + 3]] = 255
+  np.testing.assert_array_equal(histograms.numpy()[0], expected)
+  assert (histograms.numpy()[1:] == 0).all()
+  assert (indices.numpy()[:, 1] == 0).all()
+  assert slimd.CUSTOM not in indices.numpy()[:, 2]
+
+
+def test_integer_cdf():
+  cdf = slimd.integer_cdf(tf.constant([[0, 255, 255, 10]])).numpy()[0]
+  counts = np.diff(cdf)
+  assert cdf[0] == 0 and cdf[-1] == 1 << 16
+  assert counts.min() >= 1
+  # 1 + ⌊w (2^16 − 4) / 520⌋, the remainder to the first largest bin.
+  base = 1 + np.array([0, 255, 255, 10]) * (65536 - 4) // 520
+  base[1] += 65536 - base.sum()
+  np.testing.assert_array_equal(counts, base)
+
+
+@pytest.mark.parametrize("forge", ["entry", "unsent"])
+def test_an_index_out_of_range_is_refused(forge):
+  """A side stream naming entry K (beyond the dictionary) or 255 in a
+  channel without a sent distribution raises a bitstream error."""
+  coder = _coder(entries=6, channels=3)
+  symbols = tf.zeros([2, 2, 3], tf.int32)
+  handle = tfc.create_range_encoder([], coder.side_table)
+  handle = tfc.entropy_encode_index(handle, tf.zeros([3], tf.int32),
+                                    tf.zeros([3], tf.int32))
+  bad = 6 if forge == "entry" else slimd.CUSTOM
+  handle = tfc.entropy_encode_index(handle, tf.constant([[2, 3, 4]]),
+                                    tf.constant([[0, bad, 0]]))
+  side = tfc.entropy_encode_finalize(handle)
+  _, code = coder.encode(symbols)
+  with pytest.raises(bitstream.BitstreamError, match="tile index"):
+    bitstream.raise_bitstream_errors(
+        lambda: coder.decode(side, code, 2, 2).numpy())
+
+
+def test_truncated_side_information_is_refused(slimd_model, photo):
+  """A container whose side information was cut (integrity check forged to
+  match) decodes to other indices: the decoder reports it."""
+  codec = codec_lib.Codec(slimd_model, memory_budget=None)
+  data = codec.encode(tf.constant(photo[:64, :64]))["bitstream_bytes"]
+  _, _, streams, check = bitstream.unpack(data, codec.model_id, 2)
+  forged = bitstream.pack(codec.model_id, 64, 64,
+                          [tf.strings.substr(streams[0], 0, 1), streams[1]],
+                          check)
+  with pytest.raises(bitstream.BitstreamError):
+    bitstream.raise_bitstream_errors(
+        lambda: codec.decode(forged)["image"].numpy())
+
+
+def test_savedmodel_in_a_fresh_process(slimd_dir, tmp_path, photo):
+  """bin/export codes with the run's dictionary (two streams); --noslimd
+  exports the factorized prior. A fresh process decodes the library's bytes
+  of each test image to the library's own decoding."""
+  for flag, streams in (("", 2), ("--noslimd", 1)):
+    path = str(tmp_path / f"export{flag}")
+    result = run(["bin/export", f"--model_dir={slimd_dir}",
+                  f"--export_dir={path}", "--calibration_data=samples"]
+                 + ([flag] if flag else []))
+    assert result.returncode == 0, result.stderr
+    assert export.info(path)["num_streams"] == streams
+  images = dict(photo=photo[:96, :128], solid=solid(40, 24),
+                noise=noise(33, 17), one=random_image(1, 1))
+  for name, image in images.items():
+    np.save(tmp_path / f"{name}.npy", image)
+  code = f"""
+import sys, numpy as np
+from tflic import codec
+c = codec.SavedCodec({str(tmp_path / 'export')!r})
+for name in {list(images)!r}:
+  image = np.load({str(tmp_path)!r} + f"/{{name}}.npy")
+  data = c.encode(image)
+  open({str(tmp_path)!r} + f"/{{name}}.bin", "wb").write(data)
+  np.save({str(tmp_path)!r} + f"/{{name}}.out.npy", c.decode(data))
+"""
+  result = run(["-c", code])
+  assert result.returncode == 0, result.stderr
+  library = codec_lib.SavedCodec(str(tmp_path / "export"))
+  for name, image in images.items():
+    data = (tmp_path / f"{name}.bin").read_bytes()
+    assert data == library.encode(image), name
+    np.testing.assert_array_equal(np.load(tmp_path / f"{name}.out.npy"),
+                                  library.decode(data))
+
+
+def test_export_refuses_a_stale_or_missing_dictionary(slimd_dir, tmp_path):
+  """A dictionary belongs to its checkpoint: after more training, export
+  says to fit it again; --slimd on a run without one says to fit one."""
+  run_dir = tmp_path / "run"
+  shutil.copytree(slimd_dir, run_dir)
+  old = os.path.basename(tf.train.latest_checkpoint(run_dir))
+  new = old + "0"  # a later checkpoint (of the same weights)
+  for name in os.listdir(run_dir):
+    if name.startswith(old + "."):
+      shutil.copy(run_dir / name, run_dir / name.replace(old, new))
+  (run_dir / "checkpoint").write_text(
+      (run_dir / "checkpoint").read_text().replace(old, new))
+  with pytest.raises(ValueError, match="bin/slimd_fit again"):
+    slimd_fit.load(str(run_dir))
+  os.remove(run_dir / slimd_fit.FILE)
+  result = run(["bin/export", f"--model_dir={run_dir}", "--slimd",
+                f"--export_dir={tmp_path / 'e'}"])
+  assert result.returncode == 1
+  assert "run bin/slimd_fit first" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1

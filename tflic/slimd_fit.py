@@ -1,0 +1,96 @@
+"""SLIMD for a training run (Minnen et al. 2018, ICIP, §2.2): the
+dictionary is fitted on tile histograms of the trained transform's code
+tensors and stored beside the run's checkpoints (`FILE`), for `bin/export`.
+
+`fit` runs the images through g_a, counts each (tile, channel)'s symbols
+(`entropy.slimd.tile_histograms`), fits the dictionary to the normalized
+histograms (eq. 2, `entropy.slimd_dictionary`), then learns the prior of the
+tile indices: how often the encoder's own choice (eq. 1 and §2.3, with a
+uniform index prior) picks each index on the same images, per channel.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tflic import codec
+from tflic import data
+from tflic import images as images_lib
+from tflic.entropy import slimd
+from tflic.entropy import slimd_dictionary
+
+FILE = "slimd.npz"
+
+
+def _checkpoint(model_dir):
+  latest = tf.train.latest_checkpoint(model_dir)
+  return os.path.basename(latest) if latest else None
+
+
+def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES, tile=16,
+        radius=15, iterations=20, seed=0, progress=print):
+  """Fits and stores the dictionary of a trained `factorized` model;
+  returns the path of the file. `progress(text)` reports each stage."""
+  if not hasattr(model, "use_slimd"):
+    raise ValueError("SLIMD codes the factorized model's code tensor; "
+                     f"{type(model).__name__} has none")
+  if not 1 <= entries <= slimd.MAX_ENTRIES:
+    raise ValueError(f"--slimd_entries must be 1 … {slimd.MAX_ENTRIES}")
+  if tile < 1 or radius < 1:
+    raise ValueError("--slimd_tile and --slimd_radius must be positive")
+  model.freeze(None)
+  files = data.image_files(train_data)
+  counts = []
+  for i, path in enumerate(files):
+    counts.append(_counts(model, images_lib.read_image(path)[0], tile, radius))
+    if progress and ((i + 1) % 25 == 0 or i + 1 == len(files)):
+      progress(f"histograms: {i + 1}/{len(files)} images")
+  flat = np.concatenate([c.reshape(-1, c.shape[-1]) for c in counts])
+  q = flat / flat.sum(1, keepdims=True)
+  if progress:
+    progress(f"fitting {entries} entries to {len(q)} tile histograms "
+             f"({2 * radius + 2} bins)")
+  dictionary, history = slimd_dictionary.fit(
+      q, min(entries, len(q)), iterations, seed, progress=progress and (
+          lambda i, value: progress(f"iteration {i + 1}: eq. 2 = "
+                                    f"{value / len(q):.4f} bits per tile")))
+  uniform = slimd.Slimd(dictionary, np.zeros([model.latent_channels, 256]),
+                        tile, radius)
+  index_counts = np.zeros([model.latent_channels, 256], np.int64)
+  for c in counts:
+    indices, _, _ = uniform.choose(tf.constant(c))
+    for channel, column in enumerate(indices.numpy().T):
+      index_counts[channel] += np.bincount(column, minlength=256)
+  path = os.path.join(model_dir, FILE)
+  with open(path + ".tmp", "wb") as f:
+    np.savez(f, dictionary=dictionary, index_counts=index_counts, tile=tile,
+             radius=radius, checkpoint=_checkpoint(model_dir),
+             history=np.array(history))
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def _counts(model, image, tile, radius):
+  x = codec.pad_to_multiple(tf.constant(image), model.multiple,
+                            model.pad_mode)[None]
+  symbols = model.prior.symbols(model.analyze(x))[0]
+  return slimd.tile_histograms(symbols, tile, radius).numpy()
+
+
+def load(model_dir):
+  """The `Slimd` coder stored in a run; an error if there is none or if it
+  was fitted on another checkpoint than the run's latest."""
+  path = os.path.join(model_dir, FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{model_dir} has no SLIMD dictionary (run "
+                            "bin/slimd_fit first, or export with --noslimd)")
+  stored = np.load(path)
+  checkpoint = str(stored["checkpoint"])
+  if checkpoint != _checkpoint(model_dir):
+    raise ValueError(
+        f"the SLIMD dictionary of {model_dir} was fitted on {checkpoint}, the "
+        f"run's latest checkpoint is {_checkpoint(model_dir)}: run "
+        "bin/slimd_fit again")
+  return slimd.Slimd(stored["dictionary"], stored["index_counts"],
+                     int(stored["tile"]), int(stored["radius"]))
