@@ -19,6 +19,7 @@ from tflic import data
 from tflic import export
 from tflic import images
 from tflic import models
+from tflic import slimd_fit
 from tflic import train
 from tflic import codec as codec_lib
 from tflic.models import context_model
@@ -99,16 +100,37 @@ def wen_dir(tmp_path_factory):
   return _train(tmp_path_factory, "wen2019", TINY, 40, 4)
 
 
+@pytest.fixture(scope="session")
+def slimd_dir(tmp_path_factory):
+  """A tiny four-layer factorized run (SLIMD's baseline) with a dictionary
+  of 24 entries over 4×4 tiles (small images still have several) fitted by
+  bin/slimd_fit on the sample photos."""
+  def make(path):
+    train.train("factorized", dict(num_filters=16, num_layers=4,
+                                   latent_channels=16), "samples", path,
+                steps=40, batch_size=4, patch_size=128, learning_rate=3e-3,
+                checkpoint_every=40, log_every=40, seed=5)
+    result = run(["bin/slimd_fit", f"--model_dir={path}", "--slimd_entries=24",
+                  "--slimd_tile=4", "--iterations=5"])
+    assert result.returncode == 0, result.stderr
+    assert "iteration 1: eq. 2 =" in result.stdout
+    assert "stored the SLIMD dictionary" in result.stdout
+  return shared(tmp_path_factory, "run-slimd", make)
+
+
 @pytest.fixture()
 def trained_model(trained_dir):
   return train.load(trained_dir)
 
 
 def _export(tmp_path_factory, name, run_dir=None):
-  """The SavedModel of a trained run (without one: fresh weights, N = 16)."""
+  """The SavedModel of a trained run (without one: fresh weights, N = 16;
+  "slimd": the SLIMD run's factorized model with its dictionary)."""
   def make(path):
     model = (train.load(run_dir) if run_dir else
              train.build(name, dict(num_filters=16)))
+    if name == "slimd":
+      model.use_slimd(slimd_fit.load(run_dir))
     export.export(model, os.path.join(path, "1"), name=name)
   return os.path.join(shared(tmp_path_factory, f"export-{name}", make), "1")
 
@@ -121,13 +143,13 @@ def exported_dir(tmp_path_factory, trained_dir):
 
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory, exported_dir, joint_dir, cheng_dir, qian_dir,
-            wen_dir):
+            wen_dir, slimd_dir):
   """A SavedModel of every registered model, by name (trained briefly by
-  the fixtures above; factorized untrained)."""
+  the fixtures above; factorized untrained), and "slimd"."""
   runs = dict(joint=joint_dir, cheng2020=cheng_dir, qian2021=qian_dir,
-              wen2019=wen_dir)
+              wen2019=wen_dir, slimd=slimd_dir)
   result = dict(hyperprior=exported_dir)
-  for name in models.names():
+  for name in models.names() + ["slimd"]:
     if name != "hyperprior":
       result[name] = _export(tmp_path_factory, name, runs.get(name))
   return result

@@ -1,4 +1,4 @@
-"""Portable files: every registered model's SavedModel encodes in a fresh
+"""Portable files: every registered model's SavedModel (and SLIMD's) encodes in a fresh
 process (that imports only TensorFlow and tensorflow-compression; its
 "serving_default" signature is "encode") under one
 TensorFlow configuration and decodes in another (oneDNN on or off, 1 or 4
@@ -103,7 +103,7 @@ def _check(exports, work, encoders, decoders):
 
 
 def test_encode_with_defaults_decode_without_onednn(exports, work):
-  assert set(exports) == set(models.names())
+  assert set(exports) == set(models.names()) | {"slimd"}
   _run("encode", "defaults", exports, work)
   _run("decode", "onednn_off", exports, work)
   largest = _check(exports, work, ["defaults"], ["onednn_off"])

@@ -10,33 +10,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tests.conftest import ROOT, random_image, run, shared
+from tests.conftest import random_image, run
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
 from tflic import slimd_fit
 from tflic import train
 from tflic.entropy import slimd
-
-TINY = dict(num_filters=16, num_layers=4, latent_channels=16)
-TILE = 4  # small images still have several tiles
-
-
-@pytest.fixture(scope="session")
-def slimd_dir(tmp_path_factory):
-  """A tiny four-layer factorized run with a dictionary of 24 entries fitted
-  by bin/slimd_fit on the sample photos."""
-  def make(path):
-    train.train("factorized", TINY, "samples", path, steps=40, batch_size=4,
-                patch_size=128, learning_rate=3e-3, checkpoint_every=40,
-                log_every=40, seed=5)
-    result = run(["bin/slimd_fit", f"--model_dir={path}", "--slimd_entries=24",
-                  f"--slimd_tile={TILE}", "--iterations=5"])
-    assert result.returncode == 0, result.stderr
-    assert "iteration 1: eq. 2 =" in result.stdout
-    assert "stored the SLIMD dictionary" in result.stdout
-  return shared(tmp_path_factory, "run-slimd", make)
-
 
 @pytest.fixture(scope="session")
 def slimd_model(slimd_dir):
