@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tflic import benchmark
+from tflic import slimd_fit
 from tflic import train
 from tests.conftest import random_image
 
@@ -15,7 +16,22 @@ def test_measure(trained_dir):
                              [random_image(64, 96, seed=1), random_image(70, 50)])
   assert result["images"] == 2 and result["header_bytes"] == 46
   assert result["bpp"] > 0 and math.isfinite(result["overhead_percent"])
+  assert 0 < result["side_percent"] < 100  # ẑ's share
   assert "overhead_percent" in benchmark.table({"m": result})
+
+
+def test_measure_slimd(slimd_dir):
+  """SLIMD's rows: no estimate of its own (the prior's would be the
+  factorized one), the side information's share, and its indices against
+  DEFLATE."""
+  model = train.load(slimd_dir)
+  model.use_slimd(slimd_fit.load(slimd_dir))
+  images = [random_image(64, 96, seed=1)]
+  result = benchmark.measure(model, images)
+  assert result["overhead_percent"] is None and result["header_bytes"] == 46
+  assert 0 < result["side_percent"] < 100
+  line = benchmark.slimd_side_information(model, images)
+  assert "bits under the learned prior" in line and "DEFLATEd" in line
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
-"""Portable files: every registered model's SavedModel (and SLIMD's) encodes in a fresh
-process (that imports only TensorFlow and tensorflow-compression; its
-"serving_default" signature is "encode") under one
-TensorFlow configuration and decodes in another (oneDNN on or off, 1 or 4
+"""Portable files: every registered model's SavedModel (and SLIMD's)
+encodes in a fresh process (that imports only TensorFlow and
+tensorflow-compression; its "serving_default" signature is "encode") under
+one TensorFlow configuration and decodes in another (oneDNN on or off, 1 or 4
 intra-op threads), on a photo and on noise. Every file decodes to the
 latents its encoder coded (the decoder's latent check passes); the images
 differ at most by the float synthesis, and the largest difference is

@@ -176,7 +176,8 @@ def test_savedmodel_in_a_fresh_process(slimd_dir, tmp_path, photo):
     assert result.returncode == 0, result.stderr
     assert export.info(path)["num_streams"] == streams
   images = dict(photo=photo[:96, :128], solid=solid(40, 24),
-                noise=noise(33, 17), one=random_image(1, 1))
+                noise=noise(33, 17), one=random_image(1, 1),
+                odd=random_image(17, 33))
   for name, image in images.items():
     np.save(tmp_path / f"{name}.npy", image)
   code = f"""

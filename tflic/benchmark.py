@@ -1,6 +1,8 @@
 """Measurements of models: the file size against the model's own rate
-estimate, encode/decode seconds (medians, after one warm-up image) and, for
-context models, the cost of the serial coding loop per latent position."""
+estimate, the share of the first stream (the side information: ẑ, or
+SLIMD's indices and distributions), encode/decode seconds (medians, after
+one warm-up image) and, for context models, the cost of the serial coding
+loop per latent position."""
 
 import os
 import statistics
@@ -8,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +21,7 @@ from tflic import evaluate
 from tflic import export
 from tflic import models
 from tflic import train
+from tflic.entropy import slimd as slimd_lib
 from tflic.models.context_model import ContextModel
 
 
@@ -62,11 +66,18 @@ def measure(model, images, progress=None, calibration=None):
   Returns means (rate, quality, overhead) and median seconds. `calibration`:
   see `codec.Codec`."""
   codec = codec_lib.Codec(model, calibration)
+  streams = []  # the stream lengths of each file
+
+  def encode(image):
+    data = codec.encode(image)["bitstream_bytes"].numpy()
+    streams.append(bitstream.stream_lengths(data))
+    return data
+
   setting = evaluate.Setting(
-      "model", "model", model.lmbda,
-      lambda image: codec.encode(image)["bitstream_bytes"].numpy(),
+      "model", "model", model.lmbda, encode,
       lambda data: codec.decode(data)["image"].numpy(), "in-process")
   setting.decode(setting.encode(images[0]))  # trace (warm-up)
+  del streams[:]
   header = bitstream.header_bytes(model.num_streams)
   rows, payload, estimate, stages = [], 0, 0., []
   for i, image in enumerate(images):
@@ -87,16 +98,44 @@ def measure(model, images, progress=None, calibration=None):
   seconds, positions = loop_seconds(model, images[0])
   mean = lambda key: float(np.mean([r[key] for r in rows]))
   median = lambda key: statistics.median(r[key] for r in rows)
+  # SLIMD codes ŷ with other models than the prior the estimate is of.
+  slimd = getattr(model, "slimd", None) is not None
   return dict(
       images=len(rows), bpp=mean("bpp"), psnr=mean("psnr"),
       ms_ssim=mean("ms_ssim"),
-      overhead_percent=100. * (payload - estimate) / estimate,
+      overhead_percent=None if slimd else 100. * (payload - estimate) / estimate,
+      side_percent=100. * sum(s[0] for s in streams) / payload
+      if model.num_streams > 1 else None,
       header_bytes=header, encode_s=median("encode_seconds"),
       decode_s=median("decode_seconds"), positions=positions,
       loop_s=seconds,
       ms_per_position=seconds and 1e3 * seconds / positions,
       stage_bpp=stages and [None if s[0] is None else float(np.mean(s))
                             for s in zip(*stages)])
+
+
+def slimd_side_information(model, images):
+  """SLIMD's side information per image (means): the tile indices' code
+  length under the learned prior (what the range coder writes for them)
+  against DEFLATE (zlib level 9) of the same indices as bytes (the paper's
+  coding), and the number of image-dependent distributions sent."""
+  coder, rows = model.slimd, []
+  for image in images:
+    x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)[None]
+    symbols = model.prior.symbols(model.analyze(x))[0]
+    counts = slimd_lib.tile_histograms(symbols, coder.tile, coder.radius)
+    indices, sent, _ = coder.choose(counts)
+    indices = indices.numpy()
+    lengths = coder.index_lengths.numpy()
+    rows.append((
+        lengths[np.arange(indices.shape[1]), indices].sum()
+        / (1 << slimd_lib.LENGTH_BITS),
+        8 * len(zlib.compress(indices.astype(np.uint8).tobytes(), 9)),
+        int(sent.numpy().sum())))
+  prior, deflate, sent = np.mean(rows, 0)
+  return (f"SLIMD side information per image: tile indices {prior:.0f} bits "
+          f"under the learned prior, {deflate:.0f} bits DEFLATEd; "
+          f"{sent:.1f} image-dependent distributions sent")
 
 
 def stage_line(label, result):
@@ -108,6 +147,7 @@ def stage_line(label, result):
 
 COLUMNS = [("images", "{:d}"), ("bpp", "{:.4f}"), ("psnr", "{:.2f}"),
            ("ms_ssim", "{:.4f}"), ("overhead_percent", "{:+.3f}"),
+           ("side_percent", "{:.2f}"),
            ("header_bytes", "{:d}"), ("encode_s", "{:.3f}"),
            ("decode_s", "{:.3f}"), ("positions", "{:d}"), ("loop_s", "{:.3f}"),
            ("ms_per_position", "{:.3f}")]

@@ -100,6 +100,14 @@ def pack(model_id, height, width, streams, latents_check):
   return payload + _be_bytes(check_value(payload), CHECK_BYTES)
 
 
+def stream_lengths(data):
+  """The stream lengths of a container's header (bytes, read in Python, for
+  measurements; decoding checks them)."""
+  count = data[_FIXED - 1]
+  return [int.from_bytes(data[_FIXED + 4 * i:_FIXED + 4 * i + 4], "big")
+          for i in range(count)]
+
+
 def require(condition, message):
   return tf.debugging.Assert(condition, [MARKER + message])
 

@@ -53,8 +53,9 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES, tile=16,
              f"({2 * radius + 2} bins)")
   dictionary, history = slimd_dictionary.fit(
       q, min(entries, len(q)), iterations, seed, progress=progress and (
-          lambda i, value: progress(f"iteration {i + 1}: eq. 2 = "
-                                    f"{value / len(q):.4f} bits per tile")))
+          lambda i, value: progress(
+              f"iteration {i + 1}: eq. 2 = {value / len(q):.4f} bits per "
+              "symbol (mean KL)")))
   uniform = slimd.Slimd(dictionary, np.zeros([model.latent_channels, 256]),
                         tile, radius)
   index_counts = np.zeros([model.latent_channels, 256], np.int64)
