@@ -20,6 +20,7 @@ from tflic import codec as codec_lib
 from tflic import evaluate
 from tflic import export
 from tflic import models
+from tflic import slimd_fit
 from tflic import train
 from tflic.entropy import slimd as slimd_lib
 from tflic.models.context_model import ContextModel
@@ -121,10 +122,8 @@ def slimd_side_information(model, images):
   coding), and the number of image-dependent distributions sent."""
   coder, rows = model.slimd, []
   for image in images:
-    x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)[None]
-    symbols = model.prior.symbols(model.analyze(x))[0]
-    counts = slimd_lib.tile_histograms(symbols, coder.tile, coder.radius)
-    indices, sent, _ = coder.choose(counts)
+    indices, sent, _ = coder.choose(slimd_fit.tile_counts(
+        model, image, coder.tile, coder.radius))
     indices = indices.numpy()
     lengths = coder.index_lengths.numpy()
     rows.append((

@@ -28,8 +28,9 @@ def _checkpoint(model_dir):
   return os.path.basename(latest) if latest else None
 
 
-def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES, tile=16,
-        radius=15, iterations=20, seed=0, progress=print):
+def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
+        tile=slimd.TILE, radius=slimd.RADIUS, iterations=20, seed=0,
+        progress=print):
   """Fits and stores the dictionary of a trained `factorized` model;
   returns the path of the file. `progress(text)` reports each stage."""
   if not hasattr(model, "use_slimd"):
@@ -43,7 +44,8 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES, tile=16,
   files = data.image_files(train_data)
   counts = []
   for i, path in enumerate(files):
-    counts.append(_counts(model, images_lib.read_image(path)[0], tile, radius))
+    counts.append(tile_counts(model, images_lib.read_image(path)[0], tile,
+                              radius).numpy())
     if progress and ((i + 1) % 25 == 0 or i + 1 == len(files)):
       progress(f"histograms: {i + 1}/{len(files)} images")
   flat = np.concatenate([c.reshape(-1, c.shape[-1]) for c in counts])
@@ -72,11 +74,13 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES, tile=16,
   return path
 
 
-def _counts(model, image, tile, radius):
+def tile_counts(model, image, tile, radius):
+  """The symbol counts [tiles, C, B] of the code tensor of a uint8 image
+  [H, W, 3] (the model frozen)."""
   x = codec.pad_to_multiple(tf.constant(image), model.multiple,
                             model.pad_mode)[None]
   symbols = model.prior.symbols(model.analyze(x))[0]
-  return slimd.tile_histograms(symbols, tile, radius).numpy()
+  return slimd.tile_histograms(symbols, tile, radius)
 
 
 def load(model_dir):

@@ -37,6 +37,8 @@ import tensorflow_compression as tfc
 
 from tflic import bitstream
 
+TILE = 16  # T, the paper's
+RADIUS = 15  # R: symbols −15 … 15 and the escape, 32 bins
 CUSTOM = 255  # the index of the image-dependent distribution
 MAX_ENTRIES = 255
 PRECISION = 16
@@ -113,7 +115,7 @@ class Slimd(tf.Module):
   channel (the prior of the side information; every entry gets at least
   one count, the unused indices K … 254 none); tile: T; radius: R."""
 
-  def __init__(self, dictionary, index_counts, tile=16, radius=15,
+  def __init__(self, dictionary, index_counts, tile=TILE, radius=RADIUS,
                name="slimd"):
     super().__init__(name=name)
     dictionary = np.asarray(dictionary, np.float64)
