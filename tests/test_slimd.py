@@ -175,6 +175,8 @@ def test_savedmodel_in_a_fresh_process(slimd_dir, tmp_path, photo):
                  + ([flag] if flag else []))
     assert result.returncode == 0, result.stderr
     assert export.info(path)["num_streams"] == streams
+    assert (export.info(path)["slimd"] ==
+            (dict(tile=4, radius=15, entries=24) if streams == 2 else None))
   images = dict(photo=photo[:96, :128], solid=solid(40, 24),
                 noise=noise(33, 17), one=random_image(1, 1),
                 odd=random_image(17, 33))
