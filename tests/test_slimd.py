@@ -222,3 +222,11 @@ def test_export_refuses_a_stale_or_missing_dictionary(slimd_dir, tmp_path):
   assert result.returncode == 1
   assert "run bin/slimd_fit first" in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fit_refuses_a_model_without_a_factorized_code(trained_dir):
+  result = run(["bin/slimd_fit", f"--model_dir={trained_dir}",
+                "--train_data=samples"])
+  assert result.returncode == 1
+  assert "SLIMD codes the factorized model's code tensor" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
