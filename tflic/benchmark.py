@@ -21,6 +21,7 @@ from tflic import evaluate
 from tflic import export
 from tflic import models
 from tflic import slimd_fit
+from tflic import tiling
 from tflic import train
 from tflic.entropy import slimd as slimd_lib
 from tflic.models.context_model import ContextModel
@@ -182,7 +183,9 @@ from tflic import codec
 saved = codec.SavedCodec(sys.argv[1])
 operation, path = sys.argv[2], sys.argv[3]
 try:
-  if operation == "encode":
+  if operation == "load":  # the runtime alone: TensorFlow and the SavedModel
+    seconds = 0.
+  elif operation == "encode":
     image = np.load(path)
     start = time.perf_counter()
     data = saved.encode(image)
@@ -202,40 +205,57 @@ print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
+def _code_once(path, operation, image_path):
+  """(seconds, peak RSS bytes) of one operation in a fresh process, or the
+  error's line (str) where it failed."""
+  result = subprocess.run(
+      [sys.executable, "-c", _CODE_ONCE, path, operation, image_path],
+      capture_output=True, text=True, check=False)
+  if result.returncode:
+    return (result.stderr.strip().splitlines() or
+            [f"exit status {result.returncode}"])[-1]
+  seconds, peak = result.stdout.split()[-2:]
+  return float(seconds), int(peak)
+
+
 def peak_memory(model, images, memory_budget, progress=None):
   """Exports `model` with `memory_budget` and codes each image (uint8
   arrays) once in a fresh process per operation: [{pixels, encode_s,
-  encode_bytes, decode_s, decode_bytes}] (seconds of the call; peak RSS of
-  the whole process, or None and the error where it failed, e.g. killed
-  for lack of memory)."""
+  encode_bytes, decode_s, decode_bytes, runtime_bytes}] (seconds of the
+  call; peak RSS of the whole process, or None and the error where it
+  failed, e.g. killed for lack of memory; runtime_bytes: the peak of a
+  process that only loads the SavedModel, measured once, which varies with
+  the machine's TensorFlow build and CPU)."""
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     path = export.export(model, os.path.join(tmp, "model"),
                          memory_budget=memory_budget)
+    image_path = os.path.join(tmp, "image.npy")
+    if progress:
+      progress("runtime alone (load only)")
+    runtime = _code_once(path, "load", image_path)
+    if isinstance(runtime, str):
+      raise RuntimeError(f"loading the SavedModel failed: {runtime}")
     for image in images:
       row = dict(pixels=image.shape[0] * image.shape[1], error=None,
                  encode_s=None, encode_bytes=None, decode_s=None,
-                 decode_bytes=None)
-      np.save(os.path.join(tmp, "image.npy"), image)
+                 decode_bytes=None, runtime_bytes=runtime[1])
+      np.save(image_path, image)
       for operation in ("encode", "decode"):
         if progress:
           progress(f"{image.shape[1]}x{image.shape[0]} {operation}")
-        result = subprocess.run(
-            [sys.executable, "-c", _CODE_ONCE, path, operation,
-             os.path.join(tmp, "image.npy")], capture_output=True, text=True,
-            check=False)
-        if result.returncode:
-          row["error"] = (result.stderr.strip().splitlines() or
-                          [f"exit status {result.returncode}"])[-1]
+        result = _code_once(path, operation, image_path)
+        if isinstance(result, str):
+          row["error"] = result
           break
-        seconds, peak = result.stdout.split()[-2:]
-        row[operation + "_s"], row[operation + "_bytes"] = float(seconds), int(peak)
+        row[operation + "_s"], row[operation + "_bytes"] = result
       rows.append(row)
   return rows
 
 
 def memory_table(results):
-  """{label: peak_memory(...)} → a text table; per label, the growth of the
+  """{label: peak_memory(...)} → a text table; per label, the runtime's own
+  peak (against the budget's reserve, tiling.RESERVE) and the growth of the
   seconds per megapixel from the smallest to the largest size."""
   cell = lambda v, f: "−" if v is None else f.format(v)
   width = max(len(label) for label in results) + 2
@@ -250,6 +270,14 @@ def memory_table(results):
           f"{cell(gb(r['encode_bytes']), '{:.2f}'):>11}"
           f"{cell(r['decode_s'], '{:.2f}'):>10}"
           f"{cell(gb(r['decode_bytes']), '{:.2f}'):>11}  {r['error'] or ''}")
+    if rows:
+      runtime = rows[0]["runtime_bytes"]
+      lines.append(
+          f"{label}: the runtime alone (TensorFlow and the SavedModel, no "
+          f"image) peaks at {runtime / 2 ** 30:.2f} GB" +
+          (f", more than the budget's {tiling.RESERVE / 2 ** 30:.0f} GB reserve "
+           "on this machine: lower peaks need a larger --memory_budget"
+           if runtime > tiling.RESERVE else ""))
     done = [r for r in rows if r["decode_s"] is not None]
     if len(done) > 1:
       first, last = done[0], done[-1]

@@ -30,7 +30,8 @@ ANALYSIS_OVERHEAD = 3.
 SYNTHESIS_OVERHEAD = 6.
 MIN_TILE = 4
 # What a coding process holds besides the tiles: the TensorFlow runtime, the
-# SavedModel and its weights (0.71 GB measured for a tiny model), and the
+# SavedModel and its weights (0.71 GB measured for a tiny model here, 1.14 GB
+# on another machine: bin/benchmark --megapixels prints it), and the
 # image's own uint8 copies (the caller's, the input tensor, the stitched
 # output and its crop: 12 bytes per pixel, 0.29 GB at 24 MP). Above 24 MP
 # those copies exceed the reserve by 12 bytes per pixel.
