@@ -55,9 +55,9 @@ def loop_seconds(model, image):
   streams, latents = tf.function(model.encode_latents)(
       tf.cast(x, tf.float32)[None] / 255.)
   decode = tf.function(model.decode_y)
-  decode(streams[1], latents["z_hat"])  # trace
+  decode(streams[-1], latents["z_hat"])  # trace
   start = time.perf_counter()
-  decoded = decode(streams[1], latents["z_hat"])
+  decoded = decode(streams[-1], latents["z_hat"])
   seconds = time.perf_counter() - start
   return seconds, int(decoded.shape[0] * decoded.shape[1])
 
@@ -100,13 +100,13 @@ def measure(model, images, progress=None, calibration=None):
   seconds, positions = loop_seconds(model, images[0])
   mean = lambda key: float(np.mean([r[key] for r in rows]))
   median = lambda key: statistics.median(r[key] for r in rows)
-  # SLIMD codes ŷ with other models than the prior the estimate is of.
-  slimd = getattr(model, "slimd", None) is not None
+  # SLIMD codes with other models than the prior the estimate is of.
+  slimd = model.slimd is not None
   return dict(
       images=len(rows), bpp=mean("bpp"), psnr=mean("psnr"),
       ms_ssim=mean("ms_ssim"),
       overhead_percent=None if slimd else 100. * (payload - estimate) / estimate,
-      side_percent=100. * sum(s[0] for s in streams) / payload
+      side_percent=100. * sum(sum(s[:-1]) for s in streams) / payload
       if model.num_streams > 1 else None,
       header_bytes=header, encode_s=median("encode_seconds"),
       decode_s=median("decode_seconds"), positions=positions,

@@ -1,8 +1,10 @@
 """SLIMD for a training run (Minnen et al. 2018, ICIP, §2.2): the
-dictionary is fitted on tile histograms of the trained transform's code
-tensors and stored beside the run's checkpoints (`FILE`), for `bin/export`.
+dictionary is fitted on tile histograms of the tensor the run's factorized
+prior codes (ŷ of `factorized` as in the paper; ẑ of the hyperprior and
+context models, beyond it) and stored beside the run's checkpoints (`FILE`),
+for `bin/export`.
 
-`fit` runs the images through g_a, counts each (tile, channel)'s symbols
+`fit` runs the images through the transforms, counts each (tile, channel)'s symbols
 (`entropy.slimd.tile_histograms`), fits the dictionary to the normalized
 histograms (eq. 2, `entropy.slimd_dictionary`), then learns the prior of the
 tile indices: how often the encoder's own choice (eq. 1 and §2.3, with a
@@ -31,16 +33,13 @@ def _checkpoint(model_dir):
 def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
         tile=slimd.TILE, radius=slimd.RADIUS, iterations=20, seed=0,
         progress=print):
-  """Fits and stores the dictionary of a trained `factorized` model;
-  returns the path of the file. `progress(text)` reports each stage."""
-  if not hasattr(model, "use_slimd"):
-    raise ValueError("SLIMD codes the factorized model's code tensor; "
-                     f"{type(model).__name__} has none")
+  """Fits and stores the dictionary of a trained model; returns the path of
+  the file. `progress(text)` reports each stage."""
   if not 1 <= entries <= slimd.MAX_ENTRIES:
     raise ValueError(f"--slimd_entries must be 1 … {slimd.MAX_ENTRIES}")
   if tile < 1 or radius < 1:
     raise ValueError("--slimd_tile and --slimd_radius must be positive")
-  model.freeze(None)
+  model.factorized_prior.freeze()
   files = data.image_files(train_data)
   counts = []
   for i, path in enumerate(files):
@@ -58,9 +57,9 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
           lambda i, value: progress(
               f"iteration {i + 1}: eq. 2 = {value / len(q):.4f} bits per "
               "symbol (mean KL)")))
-  uniform = slimd.Slimd(dictionary, np.zeros([model.latent_channels, 256]),
-                        tile, radius)
-  index_counts = np.zeros([model.latent_channels, 256], np.int64)
+  channels = model.factorized_prior.channels
+  uniform = slimd.Slimd(dictionary, np.zeros([channels, 256]), tile, radius)
+  index_counts = np.zeros([channels, 256], np.int64)
   for c in counts:
     indices, _, _ = uniform.choose(tf.constant(c))
     for channel, column in enumerate(indices.numpy().T):
@@ -75,11 +74,11 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
 
 
 def tile_counts(model, image, tile, radius):
-  """The symbol counts [tiles, C, B] of the code tensor of a uint8 image
-  [H, W, 3] (the model frozen)."""
+  """The symbol counts [tiles, C, B] of the tensor the factorized prior codes
+  for a uint8 image [H, W, 3] (the model frozen)."""
   x = codec.pad_to_multiple(tf.constant(image), model.multiple,
                             model.pad_mode)[None]
-  symbols = model.prior.symbols(model.analyze(x))[0]
+  symbols = model.factorized_prior.symbols(model.factorized_latent(x))[0]
   return slimd.tile_histograms(symbols, tile, radius)
 
 

@@ -11,7 +11,9 @@ class FactorizedPrior(tf.keras.layers.Layer):
 
   `call` returns the straight-through quantized latent (for the synthesis) and its
   rate in bits per image, estimated with additive uniform noise when training.
-  `freeze()` fixes the range coding tables; `compress`/`decompress` need it.
+  `freeze()` fixes the range coding tables; `encode`/`decode` need it.
+  `use_slimd(coder)` codes the same integers with SLIMD's local entropy
+  models instead (`entropy.slimd`; two streams: side information, code).
   """
 
   def __init__(self, channels, range_coder_precision=16, **kwargs):
@@ -20,6 +22,18 @@ class FactorizedPrior(tf.keras.layers.Layer):
     self.range_coder_precision = range_coder_precision
     self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels])
     self.coder = None
+    self.slimd = None
+
+  def use_slimd(self, coder):
+    """Codes with a `Slimd` coder (None: with this prior's tables)."""
+    if coder is not None and coder.channels != self.channels:
+      raise ValueError(f"the SLIMD dictionary is for {coder.channels} "
+                       f"channels, the prior codes {self.channels}")
+    self.slimd = coder
+
+  @property
+  def num_streams(self):
+    return 1 if self.slimd is None else 2
 
   def _model(self):
     if self.coder is not None:
@@ -38,13 +52,22 @@ class FactorizedPrior(tf.keras.layers.Layer):
         self.prior, coding_rank=3, compression=True,
         range_coder_precision=self.range_coder_precision)
 
-  def compress(self, latent):
-    """[B, h, w, C] float -> [B] strings."""
-    return self.coder.compress(latent)
+  def encode(self, latent):
+    """[1, h, w, C] float -> (`num_streams` scalar strings, the quantized
+    latent exactly as `decode` returns it)."""
+    symbols = self.symbols(latent)
+    if self.slimd is None:
+      strings = [self.coder.compress(latent)[0]]
+    else:
+      strings = list(self.slimd.encode(symbols[0]))
+    return strings, self.dequantize(symbols)
 
-  def decompress(self, strings, spatial_shape):
-    """[B] strings, [h, w] -> [B, h, w, C] quantized latent."""
-    return self.coder.decompress(strings, spatial_shape)
+  def decode(self, strings, spatial_shape):
+    """The strings of `encode`, [h, w] -> [1, h, w, C] quantized latent."""
+    if self.slimd is None:
+      return self.coder.decompress(tf.reshape(strings[0], [1]), spatial_shape)
+    return self.dequantize(self.slimd.decode(
+        strings[0], strings[1], spatial_shape[0], spatial_shape[1])[None])
 
   @property
   def offset(self):
@@ -56,6 +79,11 @@ class FactorizedPrior(tf.keras.layers.Layer):
   def symbols(self, latent):
     """The integers of a quantized latent (int32), exactly."""
     return tf.cast(tf.round(latent - self.offset), tf.int32)
+
+  def dequantize(self, symbols):
+    """The quantized latent of its integers (as the range coder's decoder
+    returns it)."""
+    return tf.cast(symbols, tf.float32) + self.offset
 
   def get_config(self):
     return dict(super().get_config(), channels=self.channels,

@@ -40,18 +40,17 @@ class Balle2017(CompressionModel):
         for i, (c, (_, k, s)) in enumerate(zip(outputs, shapes[::-1]))],
                                          name="synthesis")
     self.prior = FactorizedPrior(m, name="prior")
-    self.slimd = None
+
+  @property
+  def factorized_prior(self):
+    return self.prior
 
   @property
   def num_streams(self):
-    return 1 if self.slimd is None else 2
+    return self.prior.num_streams
 
-  def use_slimd(self, coder):
-    """Codes ŷ with a `Slimd` coder (None: the factorized prior)."""
-    if coder is not None and coder.channels != self.latent_channels:
-      raise ValueError(f"the SLIMD dictionary is for {coder.channels} "
-                       f"channels, the model has {self.latent_channels}")
-    self.slimd = coder
+  def factorized_latent(self, x):
+    return self.analyze(x)
 
   def call(self, x, training=False):
     y = self.analysis(x)
@@ -65,25 +64,13 @@ class Balle2017(CompressionModel):
   def encode_latents(self, x):
     y = self.analyze(x)
     with tf.device(CODING_DEVICE):
-      if self.slimd is not None:
-        symbols = self.prior.symbols(y)
-        streams = list(self.slimd.encode(symbols[0]))
-        return streams, dict(y_hat=self._dequantize(symbols))
-      strings = self.prior.compress(y)
-      y_hat = self.prior.coder.quantize(y)
-    return [strings[0]], dict(y_hat=y_hat)
-
-  def _dequantize(self, symbols):
-    return tf.cast(symbols, tf.float32) + self.prior.offset
+      streams, y_hat = self.prior.encode(y)
+    return streams, dict(y_hat=y_hat)
 
   def decode_latents(self, streams, height, width):
     shape = tf.stack([height // self.multiple, width // self.multiple])
     with tf.device(CODING_DEVICE):
-      if self.slimd is not None:
-        symbols = self.slimd.decode(streams[0], streams[1], shape[0], shape[1])
-        return dict(y_hat=self._dequantize(symbols[None]))
-      y_hat = self.prior.decompress(tf.reshape(streams[0], [1]), shape)
-    return dict(y_hat=y_hat)
+      return dict(y_hat=self.prior.decode(streams, shape))
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

@@ -18,17 +18,18 @@ class CompressionModel(tf.keras.Model):
   scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
 
   Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
-  "edge" repeats the last row/column, "reflect" mirrors), `num_streams`,
-  `halo` (latent positions that cover the receptive fields of g_a and g_s,
+  "edge" repeats the last row/column, "reflect" mirrors), `halo` (latent positions that cover the receptive fields of g_a and g_s,
   see `tiling`), have the transforms `analysis` and `synthesis`, and
   implement `call`, `encode_latents` (g_a through `analyze`),
-  `decode_latents` and `freeze`. Images are float tensors in [0, 1] (or
+  `decode_latents` and `freeze`. `factorized_prior` is the prior that codes
+  `factorized_latent` without context, the tensor SLIMD can code
+  (`use_slimd`); by default the hyperprior models' ẑ = h_a(g_a(x)) under
+  `hyper_prior`, streams ẑ's then ŷ's (`num_streams`). Images are float tensors in [0, 1] (or
   uint8 for coding), shape [1, H, W, 3] for coding.
   """
 
   multiple = 16
   pad_mode = "edge"
-  num_streams = 1
   halo = 3  # g_a and g_s of four 5×5 layers reach 2 positions (test_tiling)
   tiles = (None, None)  # tile sides (latent positions) of g_a and g_s
   # Peak memory of g_a's and g_s's tiles over their probes' largest layer
@@ -57,6 +58,29 @@ class CompressionModel(tf.keras.Model):
     """Streams of a padded H × W image -> dict of latents (ŷ: "y_hat", the
     input of `synthesize`)."""
     raise NotImplementedError
+
+  @property
+  def factorized_prior(self):
+    return self.hyper_prior
+
+  def factorized_latent(self, x):
+    """x [1, H, W, 3] -> the latent `factorized_prior` codes (ŷ or ẑ)."""
+    return self.hyper_analysis(self.analyze(x))
+
+  @property
+  def num_streams(self):
+    return self.factorized_prior.num_streams + 1  # ẑ's, then ŷ's
+
+  def use_slimd(self, coder):
+    """Codes the tensor of the factorized prior (ŷ of `factorized`, ẑ of the
+    others) with a `Slimd` coder (Minnen et al. 2018, ICIP; None: with the
+    prior's own tables)."""
+    self.factorized_prior.use_slimd(coder)
+
+  @property
+  def slimd(self):
+    """The `Slimd` coder of the factorized prior, or None."""
+    return self.factorized_prior.slimd
 
   def freeze(self, calibration):
     """Fixes the range coding tables and converts what chooses the coding

@@ -92,7 +92,6 @@ class ContextModel(CompressionModel):
   """
 
   multiple = 64
-  num_streams = 2
   mixture_components = 1
   # The encoder codes ŷ in bands of rows of about this many positions, so
   # that its integer parameters and coder inputs do not grow with the image.
@@ -188,15 +187,14 @@ class ContextModel(CompressionModel):
     y = self.analyze(x)
     z = self.hyper_analysis(y)
     with tf.device(CODING_DEVICE):
-      z_strings = self.hyper_prior.compress(z)
-      # The parameters come from the decoded ẑ, exactly as the decoder gets them.
-      z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
+      # The parameters come from ẑ exactly as the decoder gets it.
+      z_streams, z_hat = self.hyper_prior.encode(z)
       y_symbols = symbols(y)[0]
       handle = tfc.create_range_encoder([], self.coder.table)
       y_string = tfc.entropy_encode_finalize(
           self.encode_y(handle, z_hat, y_symbols))
     y_hat = tf.cast(y_symbols, tf.float32)[None]
-    return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
+    return z_streams + [y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
   def decode_y(self, y_string, z_hat):
     """The serial decoder alone: ŷ [h, w, M] int32 from its stream."""
@@ -207,6 +205,6 @@ class ContextModel(CompressionModel):
   def decode_latents(self, streams, height, width):
     z_shape = tf.stack([height // self.multiple, width // self.multiple])
     with tf.device(CODING_DEVICE):
-      z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
-    y_hat = tf.cast(self.decode_y(streams[1], z_hat), tf.float32)[None]
+      z_hat = self.hyper_prior.decode(streams[:-1], z_shape)
+    y_hat = tf.cast(self.decode_y(streams[-1], z_hat), tf.float32)[None]
     return dict(y_hat=y_hat, z_hat=z_hat)

@@ -59,8 +59,6 @@ class Hyperprior(CompressionModel):
   as round(y − μ) under N(0, σ) (`GaussianTable` without fractions)."""
 
   multiple = 64
-  num_streams = 2
-
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
@@ -101,9 +99,8 @@ class Hyperprior(CompressionModel):
     y = self.analyze(x)
     z = self.hyper_analysis(y)
     with tf.device(CODING_DEVICE):
-      z_strings = self.hyper_prior.compress(z)
-      # The parameters come from the decoded ẑ, exactly as the decoder gets them.
-      z_hat = self.hyper_prior.decompress(z_strings, tf.shape(z)[1:3])
+      # The parameters come from ẑ exactly as the decoder gets it.
+      z_streams, z_hat = self.hyper_prior.encode(z)
       mean, scale = self._parameters(z_hat)
       symbols = tf.cast(tf.round(y - mean), tf.int32)
       handle = tfc.create_range_encoder([], self.coder.table)
@@ -112,15 +109,15 @@ class Hyperprior(CompressionModel):
                                  tf.reshape(scale, [-1]))
       y_string = tfc.entropy_encode_finalize(handle)
       y_hat = tf.cast(symbols, tf.float32) + mean
-    return [z_strings[0], y_string], dict(y_hat=y_hat, z_hat=z_hat)
+    return z_streams + [y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
   def decode_latents(self, streams, height, width):
     z_shape = tf.stack([height // self.multiple, width // self.multiple])
     with tf.device(CODING_DEVICE):
-      z_hat = self.hyper_prior.decompress(tf.reshape(streams[0], [1]), z_shape)
+      z_hat = self.hyper_prior.decode(streams[:-1], z_shape)
       mean, scale = self._parameters(z_hat)
       flat = tf.reshape(scale, [-1])
-      handle = tfc.create_range_decoder(streams[1], self.coder.table)
+      handle = tfc.create_range_decoder(streams[-1], self.coder.table)
       _, symbols = self.coder.decode(handle, tf.zeros_like(flat), flat)
       y_hat = tf.cast(tf.reshape(symbols, tf.shape(scale)), tf.float32) + mean
     return dict(y_hat=y_hat, z_hat=z_hat)
