@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tests.conftest import random_image, run
+from tests.conftest import random_image, run, shared
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
@@ -225,22 +225,24 @@ def test_export_refuses_a_stale_or_missing_dictionary(slimd_dir, tmp_path):
   assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _fit_copy(run_dir, tmp_path):
-  """A copy of a run with a ẑ dictionary fitted by bin/slimd_fit."""
-  copy = tmp_path / "run"
-  shutil.copytree(run_dir, copy)
-  result = run(["bin/slimd_fit", f"--model_dir={copy}", "--train_data=samples",
-                "--slimd_entries=16", "--slimd_tile=2", "--iterations=3"])
-  assert result.returncode == 0, result.stderr
-  return str(copy)
+def _fit_copy(tmp_path_factory, name, run_dir):
+  """A copy of a run with a ẑ dictionary fitted by bin/slimd_fit (once per
+  session)."""
+  def make(path):
+    shutil.copytree(run_dir, path)
+    result = run(["bin/slimd_fit", f"--model_dir={path}", "--train_data=samples",
+                  "--slimd_entries=16", "--slimd_tile=2", "--iterations=3"])
+    assert result.returncode == 0, result.stderr
+  return shared(tmp_path_factory, f"run-{name}-slimd", make)
 
 
 @pytest.mark.parametrize("fixture", ["trained_dir", "joint_dir"])
-def test_hyper_latent_round_trip(request, fixture, tmp_path, photo):
+def test_hyper_latent_round_trip(request, fixture, tmp_path_factory, photo):
   """Beyond the paper: ẑ of a hyperprior or context model coded with SLIMD
   (three streams: ẑ's side information and code, ŷ) decodes to the
   latents of the factorized prior, exactly."""
-  run_dir = _fit_copy(request.getfixturevalue(fixture), tmp_path)
+  run_dir = _fit_copy(tmp_path_factory, fixture,
+                      request.getfixturevalue(fixture))
   model = train.load(run_dir)
   model.freeze(train.calibration_images(run_dir, "samples"))
   x = tf.constant(photo[:128, :192])[None]
@@ -256,11 +258,11 @@ def test_hyper_latent_round_trip(request, fixture, tmp_path, photo):
 
 
 def test_hyper_latent_savedmodel_in_a_fresh_process(trained_dir, tmp_path,
-                                                    photo):
+                                                    tmp_path_factory, photo):
   """bin/export codes a hyperprior run's ẑ with its dictionary (--noslimd:
   the factorized prior); a fresh process decodes the SLIMD file to the
   image of the plain file."""
-  run_dir = _fit_copy(trained_dir, tmp_path)
+  run_dir = _fit_copy(tmp_path_factory, "trained_dir", trained_dir)
   paths = {}
   for flag in ("--slimd", "--noslimd"):
     paths[flag] = str(tmp_path / flag)
