@@ -4,8 +4,8 @@ prior codes (ŷ of `factorized` as in the paper; ẑ of the hyperprior and
 context models, beyond it) and stored beside the run's checkpoints (`FILE`),
 for `bin/export`.
 
-`fit` runs the images through the transforms, counts each (tile, channel)'s symbols
-(`entropy.slimd.tile_histograms`), fits the dictionary to the normalized
+`fit` runs the images through the transforms, counts each (tile, channel)'s
+symbols (`entropy.slimd.tile_histograms`), fits the dictionary to the normalized
 histograms (eq. 2, `entropy.slimd_dictionary`), then learns the prior of the
 tile indices: how often the encoder's own choice (eq. 1 and §2.3, with a
 uniform index prior) picks each index on the same images, per channel.

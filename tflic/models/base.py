@@ -18,14 +18,15 @@ class CompressionModel(tf.keras.Model):
   scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
 
   Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
-  "edge" repeats the last row/column, "reflect" mirrors), `halo` (latent positions that cover the receptive fields of g_a and g_s,
-  see `tiling`), have the transforms `analysis` and `synthesis`, and
-  implement `call`, `encode_latents` (g_a through `analyze`),
-  `decode_latents` and `freeze`. `factorized_prior` is the prior that codes
-  `factorized_latent` without context, the tensor SLIMD can code
-  (`use_slimd`); by default the hyperprior models' ẑ = h_a(g_a(x)) under
-  `hyper_prior`, streams ẑ's then ŷ's (`num_streams`). Images are float tensors in [0, 1] (or
-  uint8 for coding), shape [1, H, W, 3] for coding.
+  "edge" repeats the last row/column, "reflect" mirrors), `halo` (latent
+  positions that cover the receptive fields of g_a and g_s, see `tiling`),
+  have the transforms `analysis` and `synthesis`, and implement `call`,
+  `encode_latents` (g_a through `analyze`), `decode_latents` and `freeze`.
+  `factorized_prior` is the prior that codes `factorized_latent` without
+  context, the tensor SLIMD can code (`use_slimd`); by default the
+  hyperprior models' ẑ = h_a(g_a(x)) under `hyper_prior`, streams ẑ's then
+  ŷ's (`num_streams`). Images are float tensors in [0, 1] (or uint8 for
+  coding), shape [1, H, W, 3] for coding.
   """
 
   multiple = 16

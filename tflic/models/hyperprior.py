@@ -59,6 +59,7 @@ class Hyperprior(CompressionModel):
   as round(y − μ) under N(0, σ) (`GaussianTable` without fractions)."""
 
   multiple = 64
+
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
