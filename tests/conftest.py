@@ -29,14 +29,14 @@ TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 
-def run(args, env=None, **kwargs):
+def run(args, env=None, timeout=600, **kwargs):
   """Runs a Python program (bin/NAME or '-c CODE') in a fresh process, with
   `env` added to the environment."""
   if args[0].startswith("bin/"):
     args = [os.path.join(ROOT, args[0])] + list(args[1:])
   return subprocess.run([sys.executable] + list(args), capture_output=True,
                         text=True, env=dict(ENV, **(env or {})), cwd=ROOT,
-                        timeout=600, **kwargs)
+                        timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,8 @@ def _table_code(fractions, symbols_from, seed):
            else np.zeros(n)).astype(np.int32)
   scales = rng.integers(0, ig.NUM_SCALES, size=n).astype(np.int32)
   sigma = ig.scales()[scales]
-  symbols = np.round(means / 64 + sigma * symbols_from(rng, n)).astype(np.int32)
+  symbols = np.clip(np.round(means / 64 + sigma * symbols_from(rng, n)),
+                    table.low, table.high).astype(np.int32)
   data, decoded = code(table, table.table, symbols, (means, scales))
   np.testing.assert_array_equal(decoded, symbols)
   return table, 8 * len(data), symbols, means / 64, sigma
@@ -114,4 +115,8 @@ def test_gaussian_table_round_trip_and_rate(fractions):
 
 
 def test_gaussian_table_escapes_far_tails():
-  _table_code(True, lambda rng, n: rng.standard_t(1.5, size=n) * 10, seed=4)
+  """Heavy tails, out to both ends of the coded range [low, high]."""
+  table, _, symbols, center, sigma = _table_code(
+      True, lambda rng, n: rng.standard_t(1.5, size=n) * 10, seed=4)
+  assert {table.low, table.high} <= set(symbols)
+  assert np.sum(np.abs(symbols - center) > ig.TAIL * sigma + 1) > 100

@@ -30,7 +30,7 @@ def unpack(data):
 
 def test_layout_and_round_trip():
   data = pack()
-  assert data[:4] == b"TFLC" and data[4] == 2 and data[5:13] == MODEL_ID
+  assert data[:4] == b"TFLC" and data[4] == 3 and data[5:13] == MODEL_ID
   assert int.from_bytes(data[13:17], "big") == 17
   assert int.from_bytes(data[17:21], "big") == 33
   assert int.from_bytes(data[21:29], "big") == bitstream.latent_check(LATENTS)
@@ -60,10 +60,14 @@ def with_version(version):
       bitstream.check_value(payload), 8).numpy()
 
 
-def test_version_1_files_are_refused_by_version():
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_versions_are_refused_by_version(version):
+  """Version 2 coded escapes with the range coder's unbounded gamma code,
+  which a forged stream could turn into an endless loop."""
   with pytest.raises(bitstream.BitstreamError,
-                     match="unsupported format version"):
-    unpack(with_version(1))
+                     match="unsupported format version.*SavedModel that "
+                     "wrote it"):
+    unpack(with_version(version))
 
 
 @pytest.mark.parametrize("data, message", [

@@ -15,13 +15,16 @@ whose arithmetic differs from the encoder's is reported, never turned into a
 silently wrong image. A failure raises `tf.errors.InvalidArgumentError` whose
 message starts with `MARKER`; the Python API turns it into `BitstreamError`.
 
-Version 2 added the latent check; version 1 files are refused by version.
+Version 2 added the latent check. Version 3 codes escaped symbols with a
+bounded code (`entropy/escape.py`): a forged version-2 stream could make
+the range decoder loop forever. Older versions are refused by version (a
+version-2 file decodes with the SavedModel that wrote it).
 """
 
 import tensorflow as tf
 
 MAGIC = b"TFLC"
-VERSION = 2
+VERSION = 3
 MODEL_ID_BYTES = 8
 MODEL_ID_AT = len(MAGIC) + 1  # after the magic and the version
 CHECK_BYTES = 8
@@ -112,6 +115,17 @@ def require(condition, message):
   return tf.debugging.Assert(condition, [MARKER + message])
 
 
+OUT_OF_RANGE = "a decoded latent is outside the range the encoder codes"
+
+
+def within(values, low, high):
+  """`values` (decoded symbols), after an error if any is outside [low,
+  high]: a forged stream can name symbols that no encoder writes."""
+  with tf.control_dependencies([require(
+      tf.reduce_all((values >= low) & (values <= high)), OUT_OF_RANGE)]):
+    return tf.identity(values)
+
+
 def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
   """Verifies a container; returns (height, width, streams, latent check)."""
   data = tf.convert_to_tensor(data, tf.string)
@@ -128,7 +142,9 @@ def unpack(data, model_id, num_streams, max_pixels=MAX_PIXELS):
   version = _be_int(data, 4, 1)
   with tf.control_dependencies([require(
       tf.equal(version, VERSION),
-      f"unsupported format version (this tflic reads version {VERSION})")]):
+      f"unsupported format version (this tflic reads version {VERSION}; "
+      "a file of version 2, from tflic 0.1, decodes with the SavedModel "
+      "that wrote it)")]):
     data = tf.identity(data)
   payload = tf.strings.substr(data, 0, length - CHECK_BYTES)
   with tf.control_dependencies([require(

@@ -16,6 +16,8 @@ import collections
 
 import tensorflow as tf
 
+from tflic import bitstream
+
 Scan = collections.namedtuple("Scan", "state row step decoded")
 Scan.__doc__ = """What a model computes in `raster_scan`: the initial state;
 row(y, state) → what `step` needs of row y; step(y, x, row, state) → (the
@@ -58,29 +60,39 @@ def buffer(count, channels, dtype=tf.int32):
 
 
 def raster_scan(scan, coder, handle, height, width, symbols=None):
-  """Encodes `symbols` [h, w, C] (int32) if given, else decodes them, in
-  raster order with the model's `Scan`. Returns (handle, ŷ)."""
+  """Encodes `symbols` [h, w, C] (int32, within the coder's [low, high]) if
+  given, else decodes them, in raster order with the model's `Scan`.
+  Returns (handle, ŷ). A decoded symbol outside [low, high] (only a forged
+  stream has one) is clipped before the context uses it, and the decoder
+  raises `BitstreamError` at the end: no value beyond the integer networks'
+  bounds enters them."""
   if symbols is not None:
     symbols = tf.reshape(symbols, [height * width, -1])
 
-  def row(y, handle, state):
+  def row(y, handle, state, outside):
     features = scan.row(y, state)
 
-    def position(x, handle, state):
+    def position(x, handle, state, outside):
       params, finish = scan.step(y, x, features, state)
       if symbols is None:
         handle, value = coder.decode(handle, *params)
+        inside = tf.clip_by_value(value, coder.low, coder.high)
+        outside |= tf.reduce_any(inside != value)
+        value = inside
       else:
         value = symbols[y * width + x]
         handle = coder.encode(handle, value, *params)
-      return x + 1, handle, finish(value)
+      return x + 1, handle, finish(value), outside
 
-    _, handle, state = tf.while_loop(
-        lambda x, *_: x < width, position, (tf.constant(0), handle, state),
-        parallel_iterations=1)
-    return y + 1, handle, state
+    _, handle, state, outside = tf.while_loop(
+        lambda x, *_: x < width, position,
+        (tf.constant(0), handle, state, outside), parallel_iterations=1)
+    return y + 1, handle, state, outside
 
-  _, handle, state = tf.while_loop(
-      lambda y, *_: y < height, row, (tf.constant(0), handle, scan.state),
+  _, handle, state, outside = tf.while_loop(
+      lambda y, *_: y < height, row,
+      (tf.constant(0), handle, scan.state, tf.constant(False)),
       parallel_iterations=1)
-  return handle, scan.decoded(state)
+  with tf.control_dependencies([bitstream.require(~outside,
+                                                  bitstream.OUT_OF_RANGE)]):
+    return handle, scan.decoded(state)

@@ -294,8 +294,12 @@ class EntropyParameters(tf.keras.layers.Layer):
   def hyper(self, z_symbols):
     """ψ (integers) from ẑ's integer symbols [B, h, w, C_z] (int32)."""
     limit = integer.activation_max()
-    x = tf.clip_by_value(z_symbols * self.z_multiplier + self.z_offset,
-                         -limit, limit)
+    # Clipped first, so that no product overflows int32 (a forged ẑ may
+    # hold any symbol the factorized prior codes).
+    reach = limit // self.z_multiplier + 2  # z_offset: at most half of it
+    x = tf.clip_by_value(
+        tf.clip_by_value(z_symbols, -reach, reach) * self.z_multiplier +
+        self.z_offset, -limit, limit)
     for layer in self.integer_hyper:
       x = layer(x)
     return x

@@ -5,13 +5,21 @@ compression with a scale hyperprior", appendix 6.1; used as p(y) in Ballé et al
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.entropy import escape
+
+# The integers a factorized prior codes (the encoder clips to them): a
+# forged stream cannot decode a symbol beyond them.
+LOW, HIGH = -(1 << 15), (1 << 15) - 1
+
 
 class FactorizedPrior(tf.keras.layers.Layer):
   """One learned univariate density per channel, convolved with U(-1/2, 1/2).
 
   `call` returns the straight-through quantized latent (for the synthesis) and its
   rate in bits per image, estimated with additive uniform noise when training.
-  `freeze()` fixes the range coding tables; `encode`/`decode` need it.
+  `freeze()` fixes the range coding tables (tensorflow-compression's, coded
+  with a bounded escape, `escape.py`); `encode`/`decode` need it. Coded
+  symbols are within [LOW, HIGH].
   `use_slimd(coder)` codes the same integers with SLIMD's local entropy
   models instead (`entropy.slimd`; two streams: side information, code).
   """
@@ -51,13 +59,24 @@ class FactorizedPrior(tf.keras.layers.Layer):
     self.coder = tfc.ContinuousBatchedEntropyModel(
         self.prior, coding_rank=3, compression=True,
         range_coder_precision=self.range_coder_precision)
+    self.table = escape.EscapeTable(
+        escape.rows_of_lookup(self.coder.cdf.numpy()), LOW, HIGH,
+        name="table")
+
+  def _channel_rows(self, shape):
+    """Each element's row (its channel) and base (its row's first symbol)."""
+    rows = tf.broadcast_to(tf.range(self.channels), shape)
+    return rows, tf.gather(self.coder.cdf_offset, rows)
 
   def encode(self, latent):
     """[1, h, w, C] float -> (`num_streams` scalar strings, the quantized
     latent exactly as `decode` returns it)."""
     symbols = self.symbols(latent)
     if self.slimd is None:
-      strings = [self.coder.compress(latent)[0]]
+      handle = tfc.create_range_encoder([], self.table.lookup()[0])
+      rows, base = self._channel_rows(tf.shape(symbols))
+      strings = [tfc.entropy_encode_finalize(self.table.encode(
+          handle, rows, symbols, base))]
     else:
       strings = list(self.slimd.encode(symbols[0]))
     return strings, self.dequantize(symbols)
@@ -65,7 +84,10 @@ class FactorizedPrior(tf.keras.layers.Layer):
   def decode(self, strings, spatial_shape):
     """The strings of `encode`, [h, w] -> [1, h, w, C] quantized latent."""
     if self.slimd is None:
-      return self.coder.decompress(tf.reshape(strings[0], [1]), spatial_shape)
+      shape = tf.concat([[1], spatial_shape, [self.channels]], 0)
+      handle = tfc.create_range_decoder(strings[0], self.table.lookup()[0])
+      return self.dequantize(self.table.decode(
+          handle, *self._channel_rows(shape))[1])
     return self.dequantize(self.slimd.decode(
         strings[0], strings[1], spatial_shape[0], spatial_shape[1])[None])
 
@@ -77,8 +99,10 @@ class FactorizedPrior(tf.keras.layers.Layer):
     return tf.zeros([self.channels]) if offset is None else offset
 
   def symbols(self, latent):
-    """The integers of a quantized latent (int32), exactly."""
-    return tf.cast(tf.round(latent - self.offset), tf.int32)
+    """The integers of a latent, clipped to [LOW, HIGH] (int32); of a
+    quantized latent, exactly."""
+    return tf.cast(tf.clip_by_value(tf.round(latent - self.offset), LOW, HIGH),
+                   tf.int32)
 
   def dequantize(self, symbols):
     """The quantized latent of its integers (as the range coder's decoder

@@ -20,7 +20,9 @@ import math
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_compression as tfc
+
+from tflic.entropy import escape
+from tflic.entropy import mixture
 
 SCALE_MIN = .11
 SCALE_MAX = 256.
@@ -74,14 +76,16 @@ def fraction_bits(sigma):
 
 
 class GaussianTable(tf.Module):
-  """Range coding of integer symbols under discretized Gaussians given by
-  integer means (units 2^−MEAN_BITS) and scale indices. `fractions=False`:
-  every mean is 0 (the caller codes y − μ, as the mean-scale hyperprior's
-  centered quantization does), one row per scale."""
+  """Range coding of integer symbols in [low, high] under discretized
+  Gaussians given by integer means (units 2^−MEAN_BITS) and scale indices.
+  `fractions=False`: every mean is 0 (the caller codes y − μ, as the
+  mean-scale hyperprior's centered quantization does), one row per scale."""
 
-  def __init__(self, fractions=True, name="gaussian_table"):
+  def __init__(self, fractions=True, low=mixture.LOW, high=mixture.HIGH,
+               name="gaussian_table"):
     super().__init__(name=name)
     self.fractions = bool(fractions)
+    self.low, self.high = low, high
     lookup, offsets, per_scale = [], [], []
     for sigma in scales():
       bits = fraction_bits(sigma) if fractions else 0
@@ -94,7 +98,7 @@ class GaussianTable(tf.Module):
         edges = _phi((np.arange(low, high + 2) - .5 - center) / sigma)
         pmf = np.diff(edges)
         pmf = np.append(pmf, max(1. - pmf.sum(), 0.))  # escape
-        lookup.append(np.concatenate([[-PRECISION], quantized_cdf(pmf)]))
+        lookup.append(quantized_cdf(pmf))
         offsets.append(low)
     # Per scale: first row, shift and rounding of the mean to its fraction
     # bits, the fraction bits and their mask.
@@ -102,35 +106,36 @@ class GaussianTable(tf.Module):
                                  trainable=False, name="per_scale")
     self.row_offset = tf.Variable(np.array(offsets, np.int32),
                                   trainable=False, name="row_offset")
-    self.table = tf.Variable(np.concatenate(lookup).astype(np.int32),
-                             trainable=False, name="table")
+    self.rows = escape.EscapeTable(lookup, low, high, name="rows")
 
-  def _rows(self, mean, scale):
-    """(row, base) of each element: symbol = coded value + base."""
+  @property
+  def table(self):
+    """The range coder lookup (`tfc.create_range_encoder`)."""
+    return self.rows.lookup()[0]
+
+  def _rows(self, mean, scale, symbols=None):
+    """(row, symbols, base) of each element: symbol = bin + base."""
     first, shift, half, bits, mask = tf.unstack(
         tf.gather(self.per_scale, scale), axis=-1)
     mean = tf.bitwise.right_shift(mean + half, shift)  # units 2^−bits
     row = first + tf.bitwise.bitwise_and(mean, mask)
     base = tf.bitwise.right_shift(mean, bits) + tf.gather(self.row_offset, row)
-    return row, base
+    return row, symbols, base
 
   def encode(self, handle, symbols, mean, scale):
-    """symbols, mean, scale: int32 of one shape → handle."""
-    row, base = self._rows(mean, scale)
-    return tfc.entropy_encode_index(handle, row, symbols - base)
+    """symbols (in [low, high]), mean, scale: int32 of one shape → handle."""
+    return self.rows.encode(handle, *self._rows(mean, scale, symbols))
 
   def encode_positions(self, handle, symbols, mean, scale):
     """All positions at once ([P, C] each), in the order in which `decode`
     reads them position by position."""
-    flat = lambda t: tf.reshape(t, [-1])
-    return self.encode(handle, flat(symbols), flat(mean), flat(scale))
+    return self.rows.encode_groups(handle, *self._rows(mean, scale, symbols))
 
   def decode(self, handle, mean, scale):
-    """→ (handle, symbols int32 of the shape of mean)."""
-    row, base = self._rows(mean, scale)
-    handle, values = tfc.entropy_decode_index(handle, row, tf.shape(row),
-                                              tf.int32)
-    return handle, values + base
+    """→ (handle, symbols int32 of the shape of mean; a forged stream may
+    give symbols outside [low, high], which the caller refuses)."""
+    row, _, base = self._rows(mean, scale)
+    return self.rows.decode(handle, row, base)
 
 
 class CdfTable(tf.Module):

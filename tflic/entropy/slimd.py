@@ -8,7 +8,7 @@ eq. 2, is `slimd_dictionary`), or index 255, the channel's image-dependent
 distribution (§2.3), sent in the stream as an 8-bit histogram.
 
 Alphabet: the symbols −R … R (R = `radius`) and an escape bin for every
-other value (the range coder's overflow code).
+other value (coded after the bins, `escape.py`).
 
 Encoder (`choose`, eq. 1): per (tile, channel) the entry of least code
 length Σ_b n_b · L_k(b), where L_k(b) are the code lengths of the coder's
@@ -36,6 +36,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tflic import bitstream
+from tflic.entropy import escape
+from tflic.entropy import factorized
 
 TILE = 16  # T, the paper's
 RADIUS = 15  # R: symbols −15 … 15 and the escape, 32 bins
@@ -131,8 +133,8 @@ class Slimd(tf.Module):
     weights = np.round(dictionary / dictionary.sum(1, keepdims=True)
                        * (1 << 24)).astype(np.int64)
     cdf = integer_cdf(weights)
-    self.dictionary_rows = tf.Variable(_rows(cdf, -PRECISION),
-                                       trainable=False, name="dictionary_rows")
+    self.code_rows = escape.EscapeTable(list(cdf.numpy()), factorized.LOW,
+                                        factorized.HIGH, name="code_rows")
     self.dictionary_lengths = tf.Variable(code_lengths(cdf), trainable=False,
                                           name="dictionary_lengths")
     counts = np.zeros([self.channels, 256], np.int64)
@@ -189,11 +191,12 @@ class Slimd(tf.Module):
     return indices, sent, tf.where(sent[:, None], histograms, 0)
 
   # -- coding -------------------------------------------------------------------
-  def _table(self, histograms, sent):
-    """The code tensor's lookup: the dictionary's rows, then one row per
-    channel (its sent distribution; uniform where none was sent)."""
-    custom = integer_cdf(tf.where(sent[:, None], histograms, 1))
-    return tf.concat([self.dictionary_rows, _rows(custom, -PRECISION)], 0)
+  def _lookup(self, histograms, sent):
+    """The code tensor's lookup (`EscapeTable.lookup`): the dictionary's
+    rows, then one row per channel (its sent distribution; uniform where
+    none was sent)."""
+    return self.code_rows.lookup(integer_cdf(tf.where(sent[:, None],
+                                                      histograms, 1)))
 
   def _element_rows(self, indices, shape):
     """Each element's row of `_table`: its tile's index, or K + c for 255."""
@@ -215,10 +218,11 @@ class Slimd(tf.Module):
     handle = tfc.entropy_encode_index(
         handle, 2 + tf.zeros_like(indices) + tf.range(channels), indices)
     side = tfc.entropy_encode_finalize(handle)
-    handle = tfc.create_range_encoder([], self._table(histograms, sent))
-    handle = tfc.entropy_encode_index(
-        handle, self._element_rows(indices, tf.shape(symbols)),
-        symbols + self.radius)
+    lookup = self._lookup(histograms, sent)
+    handle = self.code_rows.encode(
+        tfc.create_range_encoder([], lookup[0]),
+        self._element_rows(indices, tf.shape(symbols)), symbols,
+        -self.radius, lookup)
     return side, tfc.entropy_encode_finalize(handle)
 
   def decode(self, side, code, height, width):
@@ -249,11 +253,10 @@ class Slimd(tf.Module):
             ~sent, tf.reduce_sum(histograms, 1) > 0)),
                           "an empty SLIMD distribution")]
     with tf.control_dependencies(checks):
-      shape = tf.stack([height, width, channels])
-      handle = tfc.create_range_decoder(code, self._table(histograms, sent))
-      _, values = tfc.entropy_decode_index(
-          handle, self._element_rows(indices, shape), shape, tf.int32)
-    return values - self.radius
+      lookup = self._lookup(histograms, sent)
+      rows = self._element_rows(indices, tf.stack([height, width, channels]))
+      return self.code_rows.decode(tfc.create_range_decoder(code, lookup[0]),
+                                   rows, -self.radius, lookup)[1]
 
   def get_config(self):
     return dict(tile=self.tile, radius=self.radius, entries=self.entries)

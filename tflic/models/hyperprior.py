@@ -6,6 +6,7 @@ context model): the `hyperprior` model."""
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic import bitstream
 from tflic.entropy import FactorizedPrior, GaussianConditional
 from tflic.entropy import integer_gaussian as ig
 from tflic.entropy.entropy_parameters import EntropyParameters
@@ -56,7 +57,8 @@ class Hyperprior(CompressionModel):
 
   Coding: h_s runs as an integer network (`EntropyParameters`), μ on a grid of
   2^−6 and σ as an index into the scale grid; ŷ = round(y − μ) + μ is coded
-  as round(y − μ) under N(0, σ) (`GaussianTable` without fractions)."""
+  as round(y − μ) (clipped to [−255, 256]) under N(0, σ) (`GaussianTable`
+  without fractions)."""
 
   multiple = 64
 
@@ -103,7 +105,8 @@ class Hyperprior(CompressionModel):
       # The parameters come from ẑ exactly as the decoder gets it.
       z_streams, z_hat = self.hyper_prior.encode(z)
       mean, scale = self._parameters(z_hat)
-      symbols = tf.cast(tf.round(y - mean), tf.int32)
+      symbols = tf.cast(tf.clip_by_value(tf.round(y - mean), self.coder.low,
+                                         self.coder.high), tf.int32)
       handle = tfc.create_range_encoder([], self.coder.table)
       handle = self.coder.encode(handle, tf.reshape(symbols, [-1]),
                                  tf.zeros_like(tf.reshape(scale, [-1])),
@@ -120,6 +123,7 @@ class Hyperprior(CompressionModel):
       flat = tf.reshape(scale, [-1])
       handle = tfc.create_range_decoder(streams[-1], self.coder.table)
       _, symbols = self.coder.decode(handle, tf.zeros_like(flat), flat)
+      symbols = bitstream.within(symbols, self.coder.low, self.coder.high)
       y_hat = tf.cast(tf.reshape(symbols, tf.shape(scale)), tf.float32) + mean
     return dict(y_hat=y_hat, z_hat=z_hat)
 
