@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tflic import bitstream
 from tflic import calibration
+from tflic import models
 from tflic import codec as codec_lib
 from tflic import train
 from tflic.entropy import global_reference as gr
@@ -211,3 +212,13 @@ def test_stage_weights_switch_after_the_warmup(reference, warm, final):
     model.optimizer.iterations.assign(step)
     np.testing.assert_allclose([float(w) for w in model._weights()], expected,
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("channels, size", [(192, 9), (320, 7)])
+def test_sizes_whose_search_could_overflow_are_refused(channels, size):
+  """The integer search's dot² · 1024 must fit in int64 for the largest
+  patches (|ŷ| ≤ 127 per element): 9 × 9 patches at M = 192 and 7 × 7 at
+  M = 320 could overflow, so they are refused at construction."""
+  with pytest.raises(ValueError, match="exact integer arithmetic allows"):
+    models.create("qian2021", latent_channels=channels, reference_size=size)
+  models.create("qian2021", latent_channels=channels, reference_size=size - 2)

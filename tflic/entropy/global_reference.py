@@ -107,6 +107,19 @@ _LN_BITS = 12  # logarithms in units of 2^−12 nats
 _S2_BITS, _U_BITS = 20, 15  # fixed-point S² and U
 
 
+def check_patch_size(dimension):
+  """Refuses patches of `dimension` latents whose integer search could
+  overflow int64: the key dot²·1024/|b|² needs dot² · 1024 < 2^63 with
+  |dot| ≤ dimension · SEARCH_LIMIT², and the key times `_ORDER` must fit."""
+  worst = dimension * SEARCH_LIMIT ** 2
+  if worst ** 2 * 1024 >= 1 << 63 or worst * 1024 * _ORDER >= 1 << 63:
+    largest = math.isqrt(((1 << 63) - 1) // 1024) // SEARCH_LIMIT ** 2
+    raise ValueError(
+        f"the reference search compares patches of {dimension} latents; its "
+        f"exact integer arithmetic allows at most {largest} (reference_size "
+        "or latent_channels too large)")
+
+
 class IntegerReference(tf.Module):
   """The coder's reference stage on integers (see the module docstring).
   `fine_bits`: log σ is in units of 2^−fine_bits of a scale-grid step."""

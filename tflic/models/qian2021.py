@@ -118,6 +118,7 @@ class Qian2021(ContextModel):
         m, outputs, "hyper_parameters", "hp")
     self.search_offsets = causal_offsets(k, k, "A")
     self.relevant_offsets = causal_offsets(k, k, "B")
+    gr.check_patch_size(len(self.search_offsets) * m)
 
   def split_parameters(self, params):
     """A stage network's output → (logit or None, μ, log σ) [..., M, 1]."""
