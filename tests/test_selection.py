@@ -17,8 +17,11 @@ from tflic import train
 from tests.conftest import random_image, run
 
 
-def _candidate(model, bpp, quality):
-  return selection.Candidate(model, b"x" * round(bpp * 100), bpp, quality)
+def _candidate(model, bpp, quality, pixels=800):
+  """A candidate of `bpp` (bytes rounded: pixels a multiple of 800 keeps
+  two decimals of bpp exact)."""
+  return selection.Candidate(model, b"x" * round(bpp * pixels / 8), pixels,
+                             quality)
 
 
 def test_best_fitting_keeps_the_best_stream_that_fits():
@@ -50,7 +53,7 @@ def test_allocation_meets_the_mean_and_is_optimal():
     smallest = np.mean([min(c.bpp for c in cs) for cs in options])
     largest = np.mean([max(c.bpp for c in cs) for cs in options])
     target = rng.uniform(smallest, largest)
-    chosen, met = selection.allocate(options, target)
+    chosen, met = selection.allocate(options, target, budget="mean_bpp")
     assert met and len(chosen) == 5
     assert all(c in cs for c, cs in zip(chosen, options))
     assert np.mean([c.bpp for c in chosen]) <= target + 1e-12
@@ -61,14 +64,46 @@ def test_allocation_meets_the_mean_and_is_optimal():
                 if np.mean([c.bpp for c in combo]) <= limit)
             for limit in (target, target * (1 - 1e-3))]
     assert best[1] - 1e-9 <= quality <= best[0] + 1e-9, trial
-    for model, (bpp, single) in selection.single_models(options).items():
+    for model, (bpp, single) in selection.single_models(
+        options, budget="mean_bpp").items():
       if bpp <= target:  # never worse than a single model that fits
         assert quality >= single - 1e-9, model
   # Nothing fits: the smallest stream of each image, and the flag.
   options = _random_options(rng, 3, 3)
-  chosen, met = selection.allocate(options, .01)
+  chosen, met = selection.allocate(options, .01, budget="mean_bpp")
   assert not met
   assert [c.bpp for c in chosen] == [min(c.bpp for c in cs) for cs in options]
+
+
+def _clic(model, pixels, bpp, mse):
+  return selection.Candidate(model, b"x" * round(bpp * pixels / 8), pixels,
+                             10 * np.log10(255 ** 2 / mse), mse * 3 * pixels)
+
+
+def test_clic_rule_budgets_the_whole_set_by_pixels():
+  """A 4 MP and a 0.25 MP image, each with a smaller and a larger stream.
+  Within a mean of 0.15 bpp per image, the large image at 0.17 and the
+  small one at 0.13 fit (mean 0.15) but the set's real rate is 0.168 bpp;
+  CLIC's rule (the set's bytes over its pixels) refuses that and chooses
+  the allocation of least total squared error that fits."""
+  big, small = 1 << 22, 1 << 18
+  options = [[_clic("a", big, .13, 40.), _clic("b", big, .17, 30.)],
+             [_clic("a", small, .13, 50.), _clic("b", small, .19, 20.)]]
+  mean, met = selection.allocate(options, .1501, budget="mean_bpp",
+                                 metric="psnr")
+  assert met and [c.model for c in mean] == ["b", "a"]
+  assert selection.set_rate(mean, "mean_bpp") == pytest.approx(.15, abs=1e-5)
+  assert selection.set_rate(mean) == pytest.approx(.1676, abs=1e-4)
+  clic, met = selection.allocate(options, .1501)
+  assert met and [c.model for c in clic] == ["a", "b"]
+  assert selection.set_rate(clic) <= .15
+  # PSNR of the set's total error: dominated by the large image.
+  expected = 10 * np.log10(255 ** 2 / ((40 * big + 20 * small) / (big + small)))
+  assert selection.set_score(clic) == pytest.approx(expected)
+  # Every other allocation within the budget has more total error.
+  for combo in itertools.product(*options):
+    if selection.set_rate(combo) <= .15:
+      assert selection.set_score(combo) <= selection.set_score(clic) + 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +177,15 @@ def test_compress_set_meets_the_mean_rate(two_models, tmp_path):
   result = run(args + ["--target_bpp=100"])
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads((output / "selection.json").read_text())
-  singles = sorted(m["mean_bpp"] for m in report["single_models"].values())
+  singles = sorted(m["bpp"] for m in report["single_models"].values())
   # ... then between them: only a mix can use the rate.
   target = (singles[0] + singles[1]) / 2
   result = run(args + [f"--target_bpp={target}", "--overwrite"])
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads((output / "selection.json").read_text())
-  assert report["met"] and report["mean_bpp"] <= target
+  assert report["met"] and report["total_bpp"] <= target
+  assert report["bpp"] == report["total_bpp"]
+  assert f"total bpp of the set {report['total_bpp']:.4f}" in result.stdout
   assert "best single model within" in result.stdout
   assert "3/3 images" in result.stderr
   for entry in report["images"]:

@@ -5,12 +5,15 @@ The paper meets CLIC's rate limit by coding each image with several models
 rules:
   - `best_fitting`: one image, a size limit: the highest-quality stream of
     at most `limit` bytes (the smallest one if none fits);
-  - `allocate`: a set of images, a limit on the mean bpp: one model per image
-    maximizing the mean quality under the limit. The paper does not say how;
-    this solves the multiple-choice knapsack exactly up to a grid of 2^16
-    steps of the summed rate (dynamic programming; costs rounded up, so the
-    limit always holds), and keeps a single model for all images if that is
-    as good (never worse than the best single model within the limit).
+  - `allocate`: a set of images, one model per image. By default the CLIC
+    rule (`budget="pixels"`): the set's total bytes are at most
+    B · Σ pixels / 8, and PSNR is scored from the set's total squared error
+    (`set_score`), so the choice minimizes that error; `budget="mean_bpp"`
+    limits the mean of the images' bpp instead and maximizes the mean
+    quality. The paper does not say how to choose; this solves the
+    multiple-choice knapsack exactly up to a grid of 2^16 steps of the
+    limit (dynamic programming; costs rounded up, so the limit always
+    holds), and keeps a single model for all images if that is as good.
 
 A stream names its model (the container's model id, `bitstream.py`), so the
 decoder finds the model among several (`model_for`).
@@ -28,27 +31,56 @@ from tflic import metrics
 METRICS = {"psnr": metrics.psnr, "ms_ssim": metrics.image_ms_ssim}
 
 
+BUDGETS = ("pixels", "mean_bpp")
+
+
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-  """One model's coding of one image: its stream and its measured quality."""
+  """One model's coding of one image: its stream, the image's pixels, its
+  measured quality and squared error (summed over pixels and channels, on
+  the 0..255 scale)."""
   model: str
   data: bytes
-  bpp: float
+  pixels: int
   quality: float
+  squared_error: float = 0.
+
+  @property
+  def bpp(self):
+    return 8 * len(self.data) / self.pixels
 
 
 def code_with_each(image, models, metric="psnr"):
   """Codes `image` (uint8 [H, W, 3]) with each of `models` ({name:
   SavedCodec}) and decodes each stream to measure its `metric` (a key of
   METRICS). → [Candidate]."""
-  height, width = image.shape[:2]
   result = []
   for name, model in models.items():
     data = model.encode(image)
-    quality = METRICS[metric](image, model.decode(data))
-    result.append(Candidate(name, data, metrics.bpp(len(data), height, width),
-                            float(quality)))
+    decoded = model.decode(data)
+    error = np.sum(np.square(image.astype(np.float64) - decoded))
+    result.append(Candidate(name, data, image.shape[0] * image.shape[1],
+                            float(METRICS[metric](image, decoded)),
+                            float(error)))
   return result
+
+
+def set_rate(chosen, budget="pixels"):
+  """The set's bits over its pixels (what CLIC's limit is on), or the mean
+  of the images' bpp."""
+  if budget == "pixels":
+    return 8 * sum(len(c.data) for c in chosen) / sum(c.pixels for c in chosen)
+  return sum(c.bpp for c in chosen) / len(chosen)
+
+
+def set_score(chosen, metric="psnr", budget="pixels"):
+  """The set's quality: PSNR of its total squared error (CLIC), or the mean
+  of the images' metric (another metric, or the mean_bpp budget)."""
+  if metric == "psnr" and budget == "pixels":
+    mse = sum(c.squared_error for c in chosen) / (
+        3 * sum(c.pixels for c in chosen))
+    return float(metrics.psnr_from_mse(mse)) if mse > 0 else math.inf
+  return sum(c.quality for c in chosen) / len(chosen)
 
 
 def best_fitting(candidates, limit):
@@ -63,44 +95,53 @@ def best_fitting(candidates, limit):
 GRID = 1 << 16  # steps of the summed rate in the allocation's knapsack
 
 
-def allocate(options, target_bpp):
+def allocate(options, target_bpp, budget="pixels", metric="psnr"):
   """options: per image, its candidates (one per model). → (the chosen
-  candidate per image, whether the mean bpp meets `target_bpp`): the most
-  quality whose mean bpp is within the target (`_knapsack`), else each
+  candidate per image, whether the budget is met): the best `set_score`
+  within the budget (see the module docstring; `_knapsack`), else each
   image's smallest stream."""
+  if budget not in BUDGETS:
+    raise ValueError(f"budget must be one of {BUDGETS}, not {budget!r}")
   if any(not cs for cs in options):
     raise ValueError("every image needs at least one candidate")
-  smallest = [min(cs, key=lambda c: c.bpp) for cs in options]
-  limit = target_bpp * len(options)
-  if sum(c.bpp for c in smallest) > limit:
+  if budget == "pixels":
+    cost = lambda c: 8. * len(c.data)
+    limit = target_bpp * sum(cs[0].pixels for cs in options)
+    value = ((lambda c: -c.squared_error) if metric == "psnr"
+             else (lambda c: c.quality))  # (the mean of the images')
+  else:
+    cost, limit, value = (lambda c: c.bpp), target_bpp * len(options), (
+        lambda c: c.quality)
+  smallest = [min(cs, key=cost) for cs in options]
+  if sum(map(cost, smallest)) > limit:
     return smallest, False
-  feasible = [chosen for chosen in [_knapsack(options, limit)] +
+  feasible = [chosen for chosen in [_knapsack(options, cost, value, limit)] +
               _single_models(options) if chosen is not None and
-              sum(c.bpp for c in chosen) <= limit]
+              sum(map(cost, chosen)) <= limit]
   return max(feasible + [smallest],
-             key=lambda chosen: sum(c.quality for c in chosen)), True
+             key=lambda chosen: sum(map(value, chosen))), True
 
 
-def _knapsack(options, limit):
+def _knapsack(options, cost, value, limit):
   """The multiple-choice knapsack by dynamic programming over the images:
-  the candidates of most summed quality whose summed bpp is at most
+  the candidates of most summed `value` whose summed `cost` is at most
   `limit`, on a grid of GRID steps of the limit (each cost rounded up, so
   the limit holds; what the rounding loses is under a step per image)."""
   step = max(limit / GRID, 1e-12)
   capacity = int(limit / step)
-  costs = [[math.ceil(c.bpp / step) for c in cs] for cs in options]
+  costs = [[math.ceil(cost(c) / step) for c in cs] for cs in options]
   best = np.full(capacity + 1, -np.inf)
   best[0] = 0.
   choices = np.zeros((len(options), capacity + 1), np.int32)
   for i, candidates in enumerate(options):
     new = np.full_like(best, -np.inf)
-    for j, (c, cost) in enumerate(zip(candidates, costs[i])):
-      if cost > capacity:
+    for j, (c, c_cost) in enumerate(zip(candidates, costs[i])):
+      if c_cost > capacity:
         continue
-      value = np.full_like(best, -np.inf)
-      value[cost:] = best[:capacity + 1 - cost] + c.quality
-      better = value > new
-      new[better], choices[i][better] = value[better], j
+      total = np.full_like(best, -np.inf)
+      total[c_cost:] = best[:capacity + 1 - c_cost] + value(c)
+      better = total > new
+      new[better], choices[i][better] = total[better], j
     best = new
   k = int(np.argmax(best))
   if not np.isfinite(best[k]):
@@ -120,10 +161,11 @@ def _single_models(options):
           for model in sorted(models)]
 
 
-def single_models(options):
-  """{model: (mean bpp, mean quality)} of each model that codes every image."""
-  return {chosen[0].model: (sum(c.bpp for c in chosen) / len(chosen),
-                            sum(c.quality for c in chosen) / len(chosen))
+def single_models(options, metric="psnr", budget="pixels"):
+  """{model: (`set_rate`, `set_score`)} of each model that codes every
+  image."""
+  return {chosen[0].model: (set_rate(chosen, budget),
+                            set_score(chosen, metric, budget))
           for chosen in _single_models(options)}
 
 
