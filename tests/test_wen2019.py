@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tflic import codec as codec_lib
 from tflic import export
+from tflic import models
 from tflic import train
 from tflic.layers import ResidualBlock
 from tflic.layers.multiscale import MultiScaleAnalysis
@@ -98,6 +99,26 @@ def test_steps_change_what_they_say():
     assert np.isfinite(float(logs["loss"]))
   with pytest.raises(ValueError, match="weighted_layer"):
     variant("separate", weighted_layer=True)
+
+
+def test_table_1_widths_and_the_original_context():
+  """Table 1: each branch's parameter network is three 1×1 convolutions
+  with 384, 192 and 128 outputs (M = 128); the "Original" baseline has one
+  masked 3×3 context (the three layers grow it "from 3×3 to 7×7")."""
+  model = models.create("wen2019", num_filters=8, latent_channels=128,
+                        hyper_channels=8, multiscale_encoder=False,
+                        weighted_layer=False, residual_decoder=False,
+                        assistant=False)
+  model(tf.zeros([1, 64, 64, 3]))
+  for network in model.parameter_path.networks:
+    assert [l.filters for l in network.layers] == [384, 192, 128]
+    assert all(l.kernel_size == (1, 1) for l in network.layers)
+  original = models.create("wen2019", num_filters=8, latent_channels=16,
+                           hyper_channels=8, separate_entropy_model=False,
+                           multiscale_encoder=False, weighted_layer=False,
+                           residual_decoder=False, assistant=False)
+  assert [c.kernel_size for c in original.parameter_path.contexts[0]] == [(3, 3)]
+  assert models.create("joint").context_model.kernel_size == (5, 5)
 
 
 def test_stacked_context_is_causal_and_reaches_three_rows():

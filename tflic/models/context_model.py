@@ -98,13 +98,13 @@ class ContextModel(CompressionModel):
   band_positions = 1 << 14
 
   def __init__(self, transforms, latent_channels, hyper_channels, parameters,
-               hidden=None, branches=None, lmbda=0.01, distortion="mse",
-               **kwargs):
+               hidden=None, branches=None, context_kernel=5, lmbda=0.01,
+               distortion="mse", **kwargs):
     """parameters: the entropy-parameter outputs per position; hidden: the
     entropy-parameter network's hidden widths (`entropy_parameters`);
     branches: the (context, network, absolute) branches of the path
-    (`EntropyParameters`) instead of one 5×5 masked convolution and that
-    network."""
+    (`EntropyParameters`) instead of one masked convolution (kernel
+    `context_kernel`, Minnen's 5×5) and that network."""
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.latent_channels = m = latent_channels
     self.hyper_channels = hyper_channels
@@ -112,7 +112,8 @@ class ContextModel(CompressionModel):
      self.hyper_synthesis) = transforms
     self.hyper_prior = FactorizedPrior(hyper_channels, name="hyper_prior")
     if branches is None:
-      self.context_model = MaskedConv2D(2 * m, 5, "A", name="context_model")
+      self.context_model = MaskedConv2D(2 * m, context_kernel, "A",
+                                        name="context_model")
       self.entropy_parameters = entropy_parameters(m, parameters,
                                                    hidden=hidden)
       branches = [([self.context_model], self.entropy_parameters, False)]

@@ -1,16 +1,19 @@
-"""Wen, Yang, Jiang, Zhang, Wang and Gao 2019, "Variational autoencoder based
-image compression with pyramidal features and context entropy model": the
-`wen2019` model.
+"""Wen, Zhou, Nakagawa, Kazui and Tan 2019 (Fujitsu), "Variational
+autoencoder based image compression with pyramidal features and context
+entropy model" (CVPR 2019 workshop, CLIC): the `wen2019` model.
 
-The joint model of Minnen et al. 2018 (Table 2's "Original") with the
-paper's three steps, each behind a flag:
+The joint model of Minnen et al. 2018 with the paper's three steps, each
+behind a flag. Table 2's "Original" baseline has one masked 3×3 context
+convolution (the text: the three stacked layers grow the receptive field
+"from 3×3 to 7×7"; `context_kernel`, default 3; Minnen's `joint` keeps 5×5):
 - `separate_entropy_model` (§2.3, Table 1): one context model and
   entropy-parameter network for μ, another for σ whose context reads |ŷ|;
   each context is three stacked masked 3×3 convolutions of M channels
   (7×7 receptive field; the first type A, the next two type B, LeakyReLU
-  between them: the text gives neither), each network 1×1 convolutions
-  [φ, ψ] (M + 2M = 384) → 3M/2 (192) → M (128). One Gaussian per element
-  (eq. 1), coded by the serial coder of `context_model`.
+  between them: the text gives neither), each network three 1×1
+  convolutions with 384, 192 and 128 outputs (3M, 3M/2, M for M = 128) on
+  [φ, ψ]. One Gaussian per element (eq. 1), coded by the serial coder of
+  `context_model`.
 - `multiscale_encoder` (§2.1, Fig. 2; `layers.MultiScaleAnalysis`) with
   the weighted layer (§2.4, Fig. 5; `layers.WeightedLayer`,
   `weighted_layer`) before the convolution that merges the pyramid into y.
@@ -45,7 +48,8 @@ def separate_branches(m):
             MaskedConv2D(m, 3, "B", name=f"{name}_context_2")]
   return [(context(name), entropy_parameters(
       m, m, name=f"{name}_parameters", prefix=f"{name}_ep",
-      hidden=(3 * m // 2,)), name == "scale") for name in ("mean", "scale")]
+      hidden=(3 * m, 3 * m // 2)), name == "scale")
+          for name in ("mean", "scale")]
 
 
 def residual_synthesis(n):
@@ -79,7 +83,7 @@ class Wen2019(ContextModel):
   def __init__(self, num_filters=192, latent_channels=128, hyper_channels=192,
                separate_entropy_model=True, multiscale_encoder=True,
                weighted_layer=True, residual_decoder=True, assistant=True,
-               lmbda=0.01, distortion="mse", **kwargs):
+               context_kernel=3, lmbda=0.01, distortion="mse", **kwargs):
     n, m = num_filters, latent_channels
     if weighted_layer and not multiscale_encoder:
       raise ValueError("weighted_layer is part of the multi-scale encoder")
@@ -93,9 +97,11 @@ class Wen2019(ContextModel):
         (analysis, synthesis, hyper_analysis, hyper_synthesis), m,
         hyper_channels, 2 * m,
         branches=separate_branches(m) if separate_entropy_model else None,
-        lmbda=lmbda, distortion=distortion, **kwargs)
+        context_kernel=context_kernel, lmbda=lmbda, distortion=distortion,
+        **kwargs)
     self.num_filters = n
     self.options = dict(separate_entropy_model=separate_entropy_model,
+                        context_kernel=context_kernel,
                         multiscale_encoder=multiscale_encoder,
                         weighted_layer=weighted_layer,
                         residual_decoder=residual_decoder, assistant=assistant)
