@@ -9,7 +9,8 @@ import pytest
 
 from tflic import codec as codec_lib
 from tflic import images
-from tests.conftest import random_image, run
+from tflic import models
+from tests.conftest import ROOT, random_image, run
 
 
 def test_compress_decompress_files(exported_dir, photo, tmp_path):
@@ -83,3 +84,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
   mask = os.umask(0)
   os.umask(mask)
   assert os.stat(tmp_path / "ok").st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_every_model_has_a_tiny_and_a_paper_flagfile():
+  """What a newcomer runs first (tiny: minutes on a CPU) and the paper's
+  size (GPUs), for every registered model and SLIMD."""
+  for name in models.names() + ["slimd"]:
+    for size in ("tiny", "paper"):
+      path = os.path.join(ROOT, "configs", f"{name}_{size}.cfg")
+      lines = open(path).read().splitlines()
+      model = next(l.split("=", 1)[1] for l in lines
+                   if l.startswith("--model="))
+      assert model in models.names(), (path, model)

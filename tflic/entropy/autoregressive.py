@@ -4,7 +4,10 @@ Toderici 2018, §2 and Fig. 4), shared by their encoders and decoders.
 Inside `tf.while_loop`s over latent rows and the positions of each row, in
 raster order: the model's `path` computes the distribution parameters of the
 C channels at the position from what is decoded before it, and they are
-coded on one range coder stream. The encoder runs exactly this loop too. The
+coded on one range coder stream. The decoder runs this loop; encoders
+compute the same integer parameters for bands of rows at once
+(`EntropyParameters.parallel_rows`) and code them in the same order (an
+encoder can run the loop too: qian2021's incremental search does). The
 model keeps what it needs in its state (e.g. TensorArray buffers of decoded
 latents, written at O(1) and read at O(neighbours) per position, so time
 grows linearly with the latent area) and splits its work in two: `row` once

@@ -10,10 +10,11 @@ one `EntropyParameters` path.
 ŷ = round(y) (clipped to [−255, 256]) is what the context model sees in
 training (straight-through) and in coding, so the parameters the model trained
 with are the ones the coder uses. For coding, the path is converted to an
-integer network (`freeze`) and ŷ is coded position by position in the serial
-raster-scan loop, by the encoder as by the decoder: with one range-coder row
-per integer (mean, scale) for K = 1 (`GaussianTable`), with the bisection
-coder for mixtures. Integers only select the rows, so a file decodes the same
+integer network (`freeze`); the decoder decodes ŷ position by position in
+the serial raster-scan loop, the encoder computes the same integer
+parameters for bands of rows at once and codes them in the same order: with
+one range-coder row per integer (mean, scale) for K = 1 (`GaussianTable`),
+with the bisection coder for mixtures. Integers only select the rows, so a file decodes the same
 on every machine (DESIGN: docs/design.md).
 """
 
