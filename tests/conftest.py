@@ -26,7 +26,11 @@ from tflic.models import context_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+# Child processes import tflic from this tree (not from wherever the package
+# is installed), e.g. when the suite runs from a git worktree.
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+           PYTHONPATH=os.pathsep.join(
+               [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
 def run(args, env=None, timeout=600, **kwargs):
