@@ -5,6 +5,7 @@ compression with a scale hyperprior", appendix 6.1; used as p(y) in Ballé et al
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.entropy import bands
 from tflic.entropy import escape
 
 # The integers a factorized prior codes (the encoder clips to them): a
@@ -68,15 +69,35 @@ class FactorizedPrior(tf.keras.layers.Layer):
     rows = tf.broadcast_to(tf.range(self.channels), shape)
     return rows, tf.gather(self.coder.cdf_offset, rows)
 
+  def _encode(self, symbols):
+    """symbols [h, w, C] → the string, coded in bands of rows (`bands`)."""
+    shape = tf.shape(symbols)
+    lookup = self.table.lookup()
+
+    def code(handle, start, stop):
+      band = symbols[start:stop]
+      rows, base = self._channel_rows(tf.shape(band))
+      return self.table.encode(handle, rows, band, base, lookup)
+    return tfc.entropy_encode_finalize(bands.encode(
+        tfc.create_range_encoder([], lookup[0]), shape[0], shape[1], code))
+
+  def _decode(self, string, height, width):
+    """The string of `_encode` → symbols [h, w, C]."""
+    lookup = self.table.lookup()
+
+    def code(handle, start, stop):
+      rows, base = self._channel_rows([stop - start, width, self.channels])
+      return self.table.decode(handle, rows, base, lookup)
+    symbols = bands.decode(tfc.create_range_decoder(string, lookup[0]),
+                           height, width, code)[1]
+    return tf.reshape(symbols, [height, width, self.channels])
+
   def encode(self, latent):
     """[1, h, w, C] float -> (`num_streams` scalar strings, the quantized
     latent exactly as `decode` returns it)."""
     symbols = self.symbols(latent)
     if self.slimd is None:
-      handle = tfc.create_range_encoder([], self.table.lookup()[0])
-      rows, base = self._channel_rows(tf.shape(symbols))
-      strings = [tfc.entropy_encode_finalize(self.table.encode(
-          handle, rows, symbols, base))]
+      strings = [self._encode(symbols[0])]
     else:
       strings = list(self.slimd.encode(symbols[0]))
     return strings, self.dequantize(symbols)
@@ -84,10 +105,8 @@ class FactorizedPrior(tf.keras.layers.Layer):
   def decode(self, strings, spatial_shape):
     """The strings of `encode`, [h, w] -> [1, h, w, C] quantized latent."""
     if self.slimd is None:
-      shape = tf.concat([[1], spatial_shape, [self.channels]], 0)
-      handle = tfc.create_range_decoder(strings[0], self.table.lookup()[0])
-      return self.dequantize(self.table.decode(
-          handle, *self._channel_rows(shape))[1])
+      return self.dequantize(self._decode(strings[0], spatial_shape[0],
+                                          spatial_shape[1])[None])
     return self.dequantize(self.slimd.decode(
         strings[0], strings[1], spatial_shape[0], spatial_shape[1])[None])
 

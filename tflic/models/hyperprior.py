@@ -7,7 +7,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tflic import bitstream
-from tflic.entropy import FactorizedPrior, GaussianConditional
+from tflic.entropy import FactorizedPrior
+from tflic.entropy import bands, GaussianConditional
 from tflic.entropy import integer_gaussian as ig
 from tflic.entropy.entropy_parameters import EntropyParameters
 from tflic.layers import analysis_stage, synthesis_stage
@@ -107,11 +108,12 @@ class Hyperprior(CompressionModel):
       mean, scale = self._parameters(z_hat)
       symbols = tf.cast(tf.clip_by_value(tf.round(y - mean), self.coder.low,
                                          self.coder.high), tf.int32)
-      handle = tfc.create_range_encoder([], self.coder.table)
-      handle = self.coder.encode(handle, tf.reshape(symbols, [-1]),
-                                 tf.zeros_like(tf.reshape(scale, [-1])),
-                                 tf.reshape(scale, [-1]))
-      y_string = tfc.entropy_encode_finalize(handle)
+      code = lambda handle, start, stop: self.coder.encode(
+          handle, symbols[0, start:stop], tf.zeros_like(scale[0, start:stop]),
+          scale[0, start:stop])
+      y_string = tfc.entropy_encode_finalize(bands.encode(
+          tfc.create_range_encoder([], self.coder.table),
+          tf.shape(scale)[1], tf.shape(scale)[2], code))
       y_hat = tf.cast(symbols, tf.float32) + mean
     return z_streams + [y_string], dict(y_hat=y_hat, z_hat=z_hat)
 
@@ -120,9 +122,11 @@ class Hyperprior(CompressionModel):
     with tf.device(CODING_DEVICE):
       z_hat = self.hyper_prior.decode(streams[:-1], z_shape)
       mean, scale = self._parameters(z_hat)
-      flat = tf.reshape(scale, [-1])
-      handle = tfc.create_range_decoder(streams[-1], self.coder.table)
-      _, symbols = self.coder.decode(handle, tf.zeros_like(flat), flat)
+      code = lambda handle, start, stop: self.coder.decode(
+          handle, tf.zeros_like(scale[0, start:stop]), scale[0, start:stop])
+      symbols = bands.decode(
+          tfc.create_range_decoder(streams[-1], self.coder.table),
+          tf.shape(scale)[1], tf.shape(scale)[2], code)[1]
       symbols = bitstream.within(symbols, self.coder.low, self.coder.high)
       y_hat = tf.cast(tf.reshape(symbols, tf.shape(scale)), tf.float32) + mean
     return dict(y_hat=y_hat, z_hat=z_hat)
