@@ -132,23 +132,74 @@ def test_integer_cdf():
   np.testing.assert_array_equal(counts, base)
 
 
-@pytest.mark.parametrize("forge", ["entry", "unsent"])
-def test_an_index_out_of_range_is_refused(forge):
-  """A side stream naming entry K (beyond the dictionary) or 255 in a
-  channel without a sent distribution raises a bitstream error."""
+def _side(flags, ends=(), values=(), indices=()):
+  """A side stream in the layout of `Slimd.encode` for a one-tile image:
+  channel flags, span ends, span values (as coded) and the first tile's
+  indices."""
   coder = _coder(entries=6, channels=3)
-  symbols = tf.zeros([2, 2, 3], tf.int32)
   handle = tfc.create_range_encoder([], coder.side_table)
-  handle = tfc.entropy_encode_index(handle, tf.zeros([3], tf.int32),
-                                    tf.zeros([3], tf.int32))
-  bad = 6 if forge == "entry" else slimd.CUSTOM
-  handle = tfc.entropy_encode_index(handle, tf.constant([[2, 3, 4]]),
-                                    tf.constant([[0, bad, 0]]))
-  side = tfc.entropy_encode_finalize(handle)
-  _, code = coder.encode(symbols)
-  with pytest.raises(bitstream.BitstreamError, match="tile index"):
+  for row, symbols in ((slimd._FLAG, flags), (slimd._END, ends)):  # pylint: disable=protected-access
+    handle = tfc.entropy_encode_index(
+        handle, tf.fill([len(symbols)], row), tf.constant(symbols, tf.int32))
+  handle = tfc.entropy_encode_index(
+      handle, tf.fill([len(values)], slimd._VALUE),  # pylint: disable=protected-access
+      tf.constant(values, tf.int32))
+  handle = tfc.entropy_encode_index(
+      handle, slimd._PRIOR + tf.range(len(indices)),  # pylint: disable=protected-access
+      tf.constant(indices, tf.int32))
+  return coder, tfc.entropy_encode_finalize(handle)
+
+
+@pytest.mark.parametrize("forge, message", [
+    ("entry", "tile index"), ("unsent", "tile index"),
+    ("span", "span ends before it starts")])
+def test_forged_side_information_is_refused(forge, message):
+  """A side stream naming entry K (beyond the dictionary), 255 in a channel
+  without a sent distribution, or a span whose last bin precedes its first
+  raises a bitstream error."""
+  if forge == "span":
+    coder, side = _side([1, 0, 0], [5, 2], [], [0, 0, 0])
+  else:
+    bad = 6 if forge == "entry" else slimd.CUSTOM
+    coder, side = _side([0, 0, 0], indices=[0, bad, 0])
+  _, code = coder.encode(tf.zeros([2, 2, 3], tf.int32))
+  with pytest.raises(bitstream.BitstreamError, match=message):
     bitstream.raise_bitstream_errors(
         lambda: coder.decode(side, code, 2, 2).numpy())
+
+
+def test_a_sent_distribution_costs_its_span():
+  """§2.3 with the paper's cost: a one-hot image-dependent distribution
+  costs a few bits (its two span ends and one value), not 8 bits per bin;
+  a channel whose tiles are all one value sends one even when the entries
+  fit it almost as well."""
+  coder = _coder(entries=6, channels=3, radius=15)
+  symbols = np.zeros([32, 32, 3], np.int32)
+  symbols[..., 1] = 4
+  indices, sent, histograms = coder.choose(
+      slimd.tile_histograms(tf.constant(symbols), 2, 15))
+  assert sent.numpy().all()
+  assert ((histograms.numpy() > 0).sum(1) == 1).all()
+  side, code = coder.encode(tf.constant(symbols))
+  # Three spans of one bin (2·5 + 8 bits each), the flags and 768 tile
+  # indices repeating; the 8-bit bins alone were 3 × 256 bits before.
+  assert len(side.numpy()) * 8 < 200
+  np.testing.assert_array_equal(coder.decode(side, code, 32, 32), symbols)
+
+
+def test_repeated_indices_cost_little():
+  """Spatial context: tile indices equal to their left (or upper) tile's
+  cost a fraction of a bit after a few tiles; changes cost their index."""
+  coder = _coder(entries=6, channels=3)
+  code = lambda indices: len(tfc.entropy_encode_finalize(
+      coder._encode_indices(  # pylint: disable=protected-access
+          tfc.create_range_encoder([], coder.side_table),
+          tf.constant(indices, tf.int32), 8)).numpy())
+  rng = np.random.default_rng(3)
+  constant = np.broadcast_to(rng.integers(0, 6, [1, 3]), [64, 3])
+  varied = rng.integers(0, 6, [64, 3])
+  assert code(constant) * 8 < 64
+  assert code(varied) * 8 > 64 * 3 * 2
 
 
 def test_truncated_side_information_is_refused(slimd_model, photo):

@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tflic import bitstream
 from tflic import codec as codec_lib
@@ -23,7 +24,6 @@ from tflic import models
 from tflic import slimd_fit
 from tflic import tiling
 from tflic import train
-from tflic.entropy import slimd as slimd_lib
 from tflic.models.context_model import ContextModel
 
 
@@ -117,25 +117,24 @@ def measure(model, images, progress=None, calibration=None):
 
 
 def slimd_side_information(model, images):
-  """SLIMD's side information per image (means): the tile indices' code
-  length under the learned prior (what the range coder writes for them)
-  against DEFLATE (zlib level 9) of the same indices as bytes (the paper's
-  coding), and the number of image-dependent distributions sent."""
+  """SLIMD's side information per image (means): the tile indices as the
+  range coder writes them (spatial context and learned priors) against
+  DEFLATE (zlib level 9) of the same indices as bytes (the paper's coding),
+  and the number of image-dependent distributions sent."""
   coder, rows = model.slimd, []
   for image in images:
-    indices, sent, _ = coder.choose(slimd_fit.tile_counts(
-        model, image, coder.tile, coder.radius))
-    indices = indices.numpy()
-    lengths = coder.index_lengths.numpy()
-    rows.append((
-        lengths[np.arange(indices.shape[1]), indices].sum()
-        / (1 << slimd_lib.LENGTH_BITS),
-        8 * len(zlib.compress(indices.astype(np.uint8).tobytes(), 9)),
-        int(sent.numpy().sum())))
-  prior, deflate, sent = np.mean(rows, 0)
-  return (f"SLIMD side information per image: tile indices {prior:.0f} bits "
-          f"under the learned prior, {deflate:.0f} bits DEFLATEd; "
-          f"{sent:.1f} image-dependent distributions sent")
+    counts, columns = slimd_fit.tile_counts(model, image, coder.tile,
+                                            coder.radius)
+    indices, sent, _ = coder.choose(counts)
+    coded = tfc.entropy_encode_finalize(coder._encode_indices(  # pylint: disable=protected-access
+        tfc.create_range_encoder([], coder.side_table), indices, columns))
+    rows.append((8 * len(coded.numpy()), 8 * len(zlib.compress(
+        indices.numpy().astype(np.uint8).tobytes(), 9)),
+                 int(sent.numpy().sum())))
+  coded, deflate, sent = np.mean(rows, 0)
+  return (f"SLIMD side information per image: tile indices {coded:.0f} bits "
+          f"coded, {deflate:.0f} bits DEFLATEd; {sent:.1f} image-dependent "
+          "distributions sent")
 
 
 def stage_line(label, result):

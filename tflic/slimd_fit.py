@@ -6,9 +6,11 @@ for `bin/export`.
 
 `fit` runs the images through the transforms, counts each (tile, channel)'s
 symbols (`entropy.slimd.tile_histograms`), fits the dictionary to the normalized
-histograms (eq. 2, `entropy.slimd_dictionary`), then learns the prior of the
-tile indices: how often the encoder's own choice (eq. 1 and §2.3, with a
-uniform index prior) picks each index on the same images, per channel.
+histograms (eq. 2, `entropy.slimd_dictionary`), then learns the priors of the
+tile indices from the encoder's own choices (eq. 1 and §2.3, with uniform
+priors) on the same images: how often a tile's index equals its predicting
+tile's (left, else above), and per channel how often each index is coded
+(in the first tile and where it changes).
 """
 
 import os
@@ -41,10 +43,12 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
     raise ValueError("--slimd_tile and --slimd_radius must be positive")
   model.factorized_prior.freeze()
   files = data.image_files(train_data)
-  counts = []
+  counts, columns = [], []
   for i, path in enumerate(files):
-    counts.append(tile_counts(model, images_lib.read_image(path)[0], tile,
-                              radius).numpy())
+    count, width = tile_counts(model, images_lib.read_image(path)[0], tile,
+                               radius)
+    counts.append(count.numpy())
+    columns.append(width)
     if progress and ((i + 1) % 25 == 0 or i + 1 == len(files)):
       progress(f"histograms: {i + 1}/{len(files)} images")
   flat = np.concatenate([c.reshape(-1, c.shape[-1]) for c in counts])
@@ -60,26 +64,33 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
   channels = model.factorized_prior.channels
   uniform = slimd.Slimd(dictionary, np.zeros([channels, 256]), tile, radius)
   index_counts = np.zeros([channels, 256], np.int64)
-  for c in counts:
-    indices, _, _ = uniform.choose(tf.constant(c))
-    for channel, column in enumerate(indices.numpy().T):
-      index_counts[channel] += np.bincount(column, minlength=256)
+  same_counts = np.zeros(2, np.int64)
+  for c, width in zip(counts, columns):
+    indices = uniform.choose(tf.constant(c))[0].numpy()
+    previous = slimd.predictors(len(indices), width).numpy()
+    equal = indices[1:] == indices[previous]
+    same_counts += [equal.sum(), equal.size]
+    coded = np.concatenate([np.ones([1, channels], bool), ~equal])
+    for channel in range(channels):
+      index_counts[channel] += np.bincount(
+          indices[coded[:, channel], channel], minlength=256)
   path = os.path.join(model_dir, FILE)
   with open(path + ".tmp", "wb") as f:
     np.savez(f, dictionary=dictionary, index_counts=index_counts, tile=tile,
-             radius=radius, checkpoint=_checkpoint(model_dir),
-             history=np.array(history))
+             radius=radius, same_counts=same_counts,
+             checkpoint=_checkpoint(model_dir), history=np.array(history))
   os.replace(path + ".tmp", path)
   return path
 
 
 def tile_counts(model, image, tile, radius):
-  """The symbol counts [tiles, C, B] of the tensor the factorized prior codes
-  for a uint8 image [H, W, 3] (the model frozen)."""
+  """(The symbol counts [tiles, C, B] of the tensor the factorized prior
+  codes for a uint8 image [H, W, 3], tiles per row) (the model frozen)."""
   x = codec.pad_to_multiple(tf.constant(image), model.multiple,
                             model.pad_mode)[None]
   symbols = model.factorized_prior.symbols(model.factorized_latent(x))[0]
-  return slimd.tile_histograms(symbols, tile, radius)
+  return (slimd.tile_histograms(symbols, tile, radius),
+          -(-int(symbols.shape[1]) // tile))
 
 
 def load(model_dir):
@@ -97,4 +108,6 @@ def load(model_dir):
         f"run's latest checkpoint is {_checkpoint(model_dir)}: run "
         "bin/slimd_fit again")
   return slimd.Slimd(stored["dictionary"], stored["index_counts"],
-                     int(stored["tile"]), int(stored["radius"]))
+                     int(stored["tile"]), int(stored["radius"]),
+                     tuple(stored["same_counts"]) if "same_counts" in stored
+                     else (1, 2))

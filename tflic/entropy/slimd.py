@@ -20,15 +20,26 @@ best code length exceeds their own-histogram code length (n · H) by more than
 code length plus index cost is lower under it than under their entry benefit;
 it is sent when their saving exceeds its cost (8 bits per bin, and the flag).
 
-Streams: the side information — per channel a flag (sent or not, fixed
-probability 1/16, a choice: the paper does not say), the sent histograms
-(8 bits per bin, uniform), the tile indices (tile raster order, channels
-innermost; under a per-channel prior of index frequencies learned with the
-dictionary, where the paper DEFLATEs them) — and the code tensor, each element
-under its tile's row. The decoder builds the rows of the sent histograms with
-integer arithmetic only (`integer_cdf`), so every machine decodes the same
-symbols; a stream whose index is neither a dictionary entry nor a sent
-distribution raises `BitstreamError`.
+Streams: the side information and the code tensor, each element under
+its tile's row. The side information, in this order (the paper DEFLATEs the
+indices and sends the distributions as spans; the coding here is ours):
+- per channel a flag: distribution sent or not (probability 1/16);
+- per sent distribution its span, the first and the last non-zero bin
+  (uniform over the B bins), then the 8-bit values from the first to the
+  last (the two ends, never zero, as value − 1 of 255): 2·log2(B) + ~8 bits
+  per bin of the span, a few bits for a one-hot histogram (§2.3 decides
+  with this cost);
+- the tile indices with spatial context: tiles in raster order, each
+  (tile, channel) but the first tile's a flag "the same index as the
+  predicting tile" (the tile to the left, else above) under an adaptive
+  probability (integer counts of the flags of earlier tiles, all channels,
+  from a prior learned with the dictionary), then the indices of the first
+  tile and of every flagged change, under a per-channel prior of index
+  frequencies (learned with the dictionary).
+The decoder builds the rows of the sent histograms with integer arithmetic
+only (`integer_cdf`), so every machine decodes the same symbols; a stream
+whose index is neither a dictionary entry nor a sent distribution, or whose
+span ends before it starts, raises `BitstreamError`.
 """
 
 import numpy as np
@@ -36,6 +47,8 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tflic import bitstream
+from tflic.entropy import bands
+from tflic.entropy import bisection
 from tflic.entropy import escape
 from tflic.entropy import factorized
 
@@ -47,9 +60,8 @@ PRECISION = 16
 LENGTH_BITS = 10  # code lengths in units of 2^−10 bit
 POOR = 1.005  # §2.3: a tile 0.5 % above its own histogram's code length
 SEND_PROBABILITY = 1 / 16  # prior of a channel's custom-distribution flag
-_FLAG_ROW = [PRECISION, 0, (1 << PRECISION) - (1 << PRECISION) // 16,
-             1 << PRECISION]
-_BYTE_ROW = [PRECISION] + list(range(0, (1 << PRECISION) + 1, 1 << 8))
+SAME_LEVELS = 256  # binary rows of the "same index" flag
+SAME_WEIGHT = 16  # pseudo-observations of the flag's learned prior
 
 
 def bins(symbols, radius):
@@ -104,21 +116,41 @@ def code_lengths(cdf, precision=PRECISION):
                   * (1 << LENGTH_BITS))
 
 
-def _rows(cdf, precision):
-  """Lookup rows [precision, cdf …] (negative precision: escape coding)."""
-  return tf.pad(cdf, [[0, 0], [1, 0]], constant_values=precision)
+# The side table's rows (`Slimd.side_table`).
+_FLAG, _END, _END_VALUE, _VALUE, _PRIOR = range(5)
+
+
+def span(histograms):
+  """(first, last non-zero bin [C] int32, whether each bin [C, B] is in the
+  span, whether it is one of its two ends) of histograms [C, B]."""
+  nonzero = tf.cast(histograms > 0, tf.int32)
+  num_bins = tf.shape(histograms)[1]
+  first = tf.argmax(nonzero, 1, output_type=tf.int32)
+  last = num_bins - 1 - tf.argmax(nonzero[:, ::-1], 1, output_type=tf.int32)
+  bins = tf.range(num_bins)[None]
+  inside = (bins >= first[:, None]) & (bins <= last[:, None])
+  return first, last, inside, (bins == first[:, None]) | (bins == last[:, None])
+
+
+def predictors(count, columns):
+  """The predicting tile of tiles 1 … count − 1 (raster order, `columns`
+  per row): the one to the left, else the one above."""
+  t = tf.range(1, count)
+  return tf.where(t % columns > 0, t - 1, t - columns)
 
 
 class Slimd(tf.Module):
   """The coder of a code tensor with a SLIMD dictionary.
 
   dictionary: [K, 2R + 2] entries (rows of probabilities, the last bin the
-  escape), K ≤ 255; index_counts: [C, 256] frequencies of the indices per
-  channel (the prior of the side information; every entry gets at least
-  one count, the unused indices K … 254 none); tile: T; radius: R."""
+  escape), K ≤ 255; index_counts: [C, 256] frequencies of the coded
+  indices per channel (the prior of the side information; every entry gets
+  at least one count, the unused indices K … 254 none); same_counts: how
+  often a tile's index equals its predicting tile's, of how many (the
+  flags' prior); tile: T; radius: R."""
 
   def __init__(self, dictionary, index_counts, tile=TILE, radius=RADIUS,
-               name="slimd"):
+               same_counts=(1, 2), name="slimd"):
     super().__init__(name=name)
     dictionary = np.asarray(dictionary, np.float64)
     self.entries, self.num_bins = dictionary.shape
@@ -144,10 +176,22 @@ class Slimd(tf.Module):
     index_cdf = integer_cdf(counts)
     self.index_lengths = tf.Variable(code_lengths(index_cdf), trainable=False,
                                      name="index_lengths")
-    side = [np.array(_FLAG_ROW), np.array(_BYTE_ROW)]
-    side += list(_rows(index_cdf, PRECISION).numpy())
-    self.side_table = tf.Variable(np.concatenate(side).astype(np.int32),
+    one = 1 << PRECISION
+    flag = [0, one - one // 16, one]
+    same_rows, thresholds = bisection.binary_table(SAME_LEVELS, PRECISION)
+    # Rows: the flag, a span end, an end value − 1, an inner value, the
+    # channels' index priors, the "same index" flags.
+    side = [flag, escape.uniform_row(self.num_bins), escape.uniform_row(255),
+            escape.uniform_row(256)] + list(index_cdf.numpy()) + [
+                r[1:] for r in same_rows]
+    self.side_table = tf.Variable(np.concatenate(
+        [np.concatenate([[PRECISION], r]) for r in side]).astype(np.int32),
                                   trainable=False, name="side_table")
+    self.same_thresholds = tf.Variable(thresholds[None], trainable=False,
+                                       name="same_thresholds")
+    same, total = same_counts
+    self.same_prior = (int(np.clip(round(SAME_WEIGHT * same / max(total, 1)),
+                                   1, SAME_WEIGHT - 1)), SAME_WEIGHT)
 
   # -- the encoder's choice (eq. 1 and §2.3) -----------------------------------
   def best_entries(self, counts):
@@ -184,8 +228,11 @@ class Slimd(tf.Module):
                            channel * 256 + best)
     benefit = tf.logical_and(usable, custom_cost < best_cost)
     saving = tf.reduce_sum(tf.where(benefit, best_cost - custom_cost, 0.), 0)
-    send_cost = (self.num_bins * 8 - np.log2(SEND_PROBABILITY)
-                 + np.log2(1 - SEND_PROBABILITY)) * (1 << LENGTH_BITS)
+    _, _, inside, ends = span(histograms)
+    values = tf.reduce_sum(tf.where(inside, tf.where(ends, np.log2(255.), 8.),
+                                    0.), 1)
+    send_cost = (values + 2 * np.log2(self.num_bins) - np.log2(
+        SEND_PROBABILITY) + np.log2(1 - SEND_PROBABILITY)) * (1 << LENGTH_BITS)
     sent = saving > send_cost
     indices = tf.where(tf.logical_and(benefit, sent), CUSTOM, best)
     return indices, sent, tf.where(sent[:, None], histograms, 0)
@@ -204,6 +251,67 @@ class Slimd(tf.Module):
                     self.entries + tf.range(shape[2])[None, :], indices)
     return tf.gather(rows, tile_ids(shape[0], shape[1], self.tile))
 
+  def _same_rows(self, same, total):
+    """The side table's row of the "same index" flag for integer counts of
+    flags (same of total, int64 [n])."""
+    ratio = same * (1 << bisection.RATIO_BITS) // total
+    return _PRIOR + self.channels + tf.searchsorted(
+        self.same_thresholds, ratio[None], side="right", out_type=tf.int32)[0]
+
+  def _encode_indices(self, handle, indices, columns):
+    """Tile indices [tiles, C] (raster order, `columns` tiles per row):
+    the "same as the predicting tile" flags of tiles 1 …, then the indices
+    of tile 0 and of every change (module docstring)."""
+    count, channels = tf.shape(indices)[0], self.channels
+    equal = indices[1:] == tf.gather(indices, predictors(count, columns))
+    same_before, total = self.same_prior
+    same = same_before + tf.cumsum(tf.reduce_sum(tf.cast(equal, tf.int64), 1),
+                                   exclusive=True)
+    total += channels * tf.range(count - 1, dtype=tf.int64)
+    rows = tf.broadcast_to(self._same_rows(same, total)[:, None],
+                           tf.shape(equal))
+    handle = tfc.entropy_encode_index(handle, rows, tf.cast(~equal, tf.int32))
+    new = tf.concat([tf.ones([1, channels], tf.bool), ~equal], 0)
+    channel = tf.broadcast_to(tf.range(channels), tf.shape(new))
+    return tfc.entropy_encode_index(handle,
+                                    _PRIOR + tf.boolean_mask(channel, new),
+                                    tf.boolean_mask(indices, new))
+
+  def _decode_indices(self, handle, count, columns):
+    """The indices of `_encode_indices`: → (handle, indices [tiles, C])."""
+    channels = self.channels
+    same_before, total = self.same_prior
+
+    def flags(t, handle, same, changed):
+      row = self._same_rows(same[None], (total + channels * (
+          tf.cast(t, tf.int64) - 1))[None])[0]
+      handle, flag = tfc.entropy_decode_index(
+          handle, tf.fill([channels], row), [channels], tf.int32)
+      return (t + 1, handle, same + tf.reduce_sum(tf.cast(flag == 0,
+                                                          tf.int64)),
+              changed.write(t - 1, flag > 0))
+    _, handle, _, changed = tf.while_loop(
+        lambda t, *_: t < count, flags,
+        (tf.constant(1), handle, tf.constant(same_before, tf.int64),
+         tf.TensorArray(tf.bool, size=count - 1, element_shape=[channels])),
+        parallel_iterations=1)
+    new = tf.concat([tf.ones([1, channels], tf.bool), changed.stack()], 0)
+    where = tf.where(new)
+    handle, values = tfc.entropy_decode_index(
+        handle, _PRIOR + tf.cast(where[:, 1], tf.int32), tf.shape(where)[:1],
+        tf.int32)
+    fresh = tf.scatter_nd(where, values, [count, channels])
+    previous = tf.concat([[0], predictors(count, columns)], 0)
+
+    def rebuild(t, out):
+      kept = out.read(previous[t])
+      return t + 1, out.write(t, tf.where(new[t], fresh[t], kept))
+    out = tf.TensorArray(tf.int32, size=count, element_shape=[channels],
+                         clear_after_read=False).write(0, fresh[0])
+    _, out = tf.while_loop(lambda t, _: t < count, rebuild,
+                           (tf.constant(1), out), parallel_iterations=1)
+    return handle, out.stack()
+
   def encode(self, symbols):
     """symbols [h, w, C] int32 → (side information, code) scalar strings."""
     indices, sent, histograms = self.choose(
@@ -211,18 +319,26 @@ class Slimd(tf.Module):
     channels = tf.shape(symbols)[2]
     handle = tfc.create_range_encoder([], self.side_table)
     handle = tfc.entropy_encode_index(
-        handle, tf.zeros([channels], tf.int32), tf.cast(sent, tf.int32))
-    sent_histograms = tf.reshape(tf.boolean_mask(histograms, sent), [-1])
+        handle, tf.fill([channels], _FLAG), tf.cast(sent, tf.int32))
+    first, last, inside, ends = span(histograms)
     handle = tfc.entropy_encode_index(
-        handle, tf.ones_like(sent_histograms), sent_histograms)
-    handle = tfc.entropy_encode_index(
-        handle, 2 + tf.zeros_like(indices) + tf.range(channels), indices)
+        handle, tf.fill([2 * tf.reduce_sum(tf.cast(sent, tf.int32))], _END),
+        tf.reshape(tf.boolean_mask(tf.stack([first, last], 1), sent), [-1]))
+    inside &= sent[:, None]
+    ends, values = tf.boolean_mask(ends, inside), tf.boolean_mask(histograms,
+                                                                  inside)
+    handle = tfc.entropy_encode_index(handle,
+                                      tf.where(ends, _END_VALUE, _VALUE),
+                                      tf.where(ends, values - 1, values))
+    handle = self._encode_indices(
+        handle, indices, -(-tf.shape(symbols)[1] // self.tile))
     side = tfc.entropy_encode_finalize(handle)
     lookup = self._lookup(histograms, sent)
-    handle = self.code_rows.encode(
-        tfc.create_range_encoder([], lookup[0]),
-        self._element_rows(indices, tf.shape(symbols)), symbols,
-        -self.radius, lookup)
+    rows = self._element_rows(indices, tf.shape(symbols))
+    code = lambda handle, start, stop: self.code_rows.encode(
+        handle, rows[start:stop], symbols[start:stop], -self.radius, lookup)
+    handle = bands.encode(tfc.create_range_encoder([], lookup[0]),
+                          tf.shape(symbols)[0], tf.shape(symbols)[1], code)
     return side, tfc.entropy_encode_finalize(handle)
 
   def decode(self, side, code, height, width):
@@ -233,30 +349,41 @@ class Slimd(tf.Module):
     tiles = (-(-height // self.tile)) * (-(-width // self.tile))
     handle = tfc.create_range_decoder(side, self.side_table)
     handle, sent = tfc.entropy_decode_index(
-        handle, tf.zeros([channels], tf.int32), [channels], tf.int32)
+        handle, tf.fill([channels], _FLAG), [channels], tf.int32)
     sent = sent > 0
-    count = tf.reduce_sum(tf.cast(sent, tf.int32)) * self.num_bins
+    count = 2 * tf.reduce_sum(tf.cast(sent, tf.int32))
+    handle, ends = tfc.entropy_decode_index(handle, tf.fill([count], _END),
+                                            [count], tf.int32)
+    first, last = tf.unstack(tf.reshape(ends, [-1, 2]), axis=1)
+    bins = tf.ragged.range(first, last + 1)
+    channel = tf.cast(bins.value_rowids(), tf.int32)
+    bins = bins.flat_values
+    end = (bins == tf.gather(first, channel)) | (bins == tf.gather(last,
+                                                                    channel))
     handle, values = tfc.entropy_decode_index(
-        handle, tf.ones([count], tf.int32), [count], tf.int32)
+        handle, tf.where(end, _END_VALUE, _VALUE), tf.shape(bins), tf.int32)
     histograms = tf.scatter_nd(
-        tf.where(sent), tf.reshape(values, [-1, self.num_bins]),
-        [channels, self.num_bins])
-    rows = 2 + tf.zeros([tiles, channels], tf.int32) + tf.range(channels)
-    _, indices = tfc.entropy_decode_index(handle, rows, tf.shape(rows),
-                                          tf.int32)
+        tf.stack([tf.gather(tf.where(sent)[:, 0], channel),
+                  tf.cast(bins, tf.int64)], 1),
+        tf.where(end, values + 1, values), [channels, self.num_bins])
+    _, indices = self._decode_indices(handle, tiles,
+                                      -(-width // self.tile))
     valid = tf.logical_or(indices < self.entries, tf.logical_and(
         indices == CUSTOM, sent[None, :]))
     checks = [
         bitstream.require(tf.reduce_all(valid), "a SLIMD tile index names "
                           "no dictionary entry or sent distribution"),
-        bitstream.require(tf.reduce_all(tf.logical_or(
-            ~sent, tf.reduce_sum(histograms, 1) > 0)),
-                          "an empty SLIMD distribution")]
+        bitstream.require(tf.reduce_all(first <= last),
+                          "a SLIMD distribution's span ends before it "
+                          "starts")]
     with tf.control_dependencies(checks):
       lookup = self._lookup(histograms, sent)
       rows = self._element_rows(indices, tf.stack([height, width, channels]))
-      return self.code_rows.decode(tfc.create_range_decoder(code, lookup[0]),
-                                   rows, -self.radius, lookup)[1]
+      band = lambda handle, start, stop: self.code_rows.decode(
+          handle, rows[start:stop], -self.radius, lookup)
+      values = bands.decode(tfc.create_range_decoder(code, lookup[0]),
+                            height, width, band)[1]
+    return tf.reshape(values, [height, width, channels])
 
   def get_config(self):
     return dict(tile=self.tile, radius=self.radius, entries=self.entries)

@@ -5,8 +5,9 @@
 The training data are normalized histograms q of the code values of one
 channel in one T×T tile (over a fixed alphabet of S symbols). The dictionary
 {p_k} minimizes eq. 2, Σ_i min_k KL(q_i ‖ p_k): the extra code length per
-symbol of coding tile i with entry k instead of its own histogram. K-means++
-chooses the initial entries (with KL as the distance), then K-means
+symbol of coding tile i with entry k instead of its own histogram.
+Standard K-means++ chooses the initial entries (the paper: D² seeding, the
+squared Euclidean distance between histograms), then K-means with KL
 alternates assignment (the entry of least KL) and update (each entry becomes
 the mean of its histograms, the minimizer of Σ KL(q ‖ p) over p); an entry
 left without histograms is replaced by a random training histogram. Both
@@ -46,22 +47,24 @@ def objective(q, p):
   return float(nearest(q, p)[1].sum())
 
 
+def squared_distances(q, p):
+  """‖q_i − p‖² [n] for histograms q [n, S] and one p [S]."""
+  return np.square(q - p).sum(1)
+
+
 def kmeans_pp(q, k, rng):
-  """K-means++ seeding with KL(q ‖ p) as the distance: each next entry is a
-  training histogram drawn with probability proportional to its KL to the
-  closest entry chosen so far (the farthest ones, with infinite KL, first)."""
+  """Standard K-means++ seeding (D²): each next entry is a training
+  histogram drawn with probability proportional to its squared Euclidean
+  distance to the closest entry chosen so far."""
   entries = [q[rng.integers(len(q))]]
-  closest = kl(q, entries[0][None])[:, 0]
+  closest = squared_distances(q, entries[0])
   for _ in range(1, k):
-    if np.isinf(closest).any():
-      candidates = np.flatnonzero(np.isinf(closest))
-      i = rng.choice(candidates)
-    elif closest.sum() > 0:
+    if closest.sum() > 0:
       i = rng.choice(len(q), p=closest / closest.sum())
     else:  # every histogram is an entry already
       i = rng.integers(len(q))
     entries.append(q[i])
-    closest = np.minimum(closest, kl(q, q[i][None])[:, 0])
+    closest = np.minimum(closest, squared_distances(q, q[i]))
   return np.stack(entries)
 
 
