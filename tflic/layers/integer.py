@@ -254,10 +254,15 @@ def check_bound(weights, biases, input_max, name="layer"):
 
 def hidden_scale(values, bits=ACTIVATION_BITS):
   """Output scales [C] for a hidden layer from calibration outputs [..., C]:
-  the largest magnitude seen, times the margin, maps to the largest integer."""
+  the power of two at or above the largest magnitude seen, times the margin,
+  over the largest integer. Powers of two make the conversion a function of
+  the weights alone except where a calibrated maximum crosses one: the
+  float calibration differs across machines in its last bits, so the same
+  checkpoint exports to the same integer networks everywhere."""
   largest = np.abs(np.asarray(values)).reshape(-1, values.shape[-1]).max(0)
   largest = np.where(largest > 0, largest, 1.)
-  return largest * CALIBRATION_MARGIN / activation_max(bits)
+  return 2. ** np.ceil(np.log2(largest * CALIBRATION_MARGIN /
+                               activation_max(bits)))
 
 
 def power_of_two_scale(values, bits=ACTIVATION_BITS):
