@@ -1,9 +1,12 @@
-"""Shared fixtures: sample photos, tiny trained models and their SavedModels.
+"""Shared fixtures: sample photos, the golden models (tiny seeded
+checkpoints in tests/golden, trained 10 steps: no test trains a model it
+only needs to code with) as codecs, run directories and SavedModels.
 
-The suite runs on both cores (`make test`: pytest-xdist, 2 workers); a model
-that several workers need is trained or exported once, by the first worker
-that asks for it, and shared through the session's temporary directory."""
+The suite runs on both cores (`make test`: pytest-xdist, 2 workers); what
+several workers need is made once, by the first worker that asks for it,
+and shared through the session's temporary directory."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,22 +16,22 @@ import filelock
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_compression as tfc
 
+from tflic import codec as codec_lib
 from tflic import data
 from tflic import export
 from tflic import images
-from tflic import models
 from tflic import slimd_fit
-from tflic import train
-from tflic import codec as codec_lib
-from tflic.models import context_model
+from tests.golden import make as golden
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
+VARIANTS = sorted(golden.VARIANTS)
 # Child processes import tflic from this tree (not from wherever the package
-# is installed), e.g. when the suite runs from a git worktree.
+# is installed), e.g. when the suite runs from a git worktree, and use one
+# intra-op thread unless a test is about threads.
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+           TF_NUM_INTRAOP_THREADS="1",
            PYTHONPATH=os.pathsep.join(
                [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
@@ -64,99 +67,65 @@ def shared(tmp_path_factory, name, make):
   return str(path)
 
 
-def _train(tmp_path_factory, name, args, steps, seed, **kwargs):
-  """A tiny model trained briefly on the sample photos (gradients clipped,
-  so that a short run at a high learning rate does not end far off); its run
-  directory."""
-  return shared(tmp_path_factory, f"run-{name}", lambda path: train.train(
-      name, args, "samples", path, steps=steps, batch_size=4, patch_size=128,
-      learning_rate=3e-3, checkpoint_every=steps, log_every=steps, seed=seed,
-      **kwargs))
+@pytest.fixture(scope="session")
+def codecs():
+  """variant → the `Codec` of its golden model (made once per worker)."""
+  made = {}
+
+  def get(variant):
+    if variant not in made:
+      made[variant] = codec_lib.Codec(golden.load(variant))
+    return made[variant]
+  return get
+
+
+def make_run(path, variant):
+  """A training run directory (config.json, a checkpoint, SLIMD's
+  dictionary) holding the golden model of `variant`, as bin/train leaves
+  one."""
+  model = golden.load(variant)
+  name, args = golden.VARIANTS[variant]
+  os.makedirs(path, exist_ok=True)
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(dict(model=name, args=args, lmbda=model.lmbda,
+                   distortion=model.distortion, train_data="samples"), f)
+  tf.train.Checkpoint(model=model).save(os.path.join(path, "ckpt"))
+  source = os.path.join(golden.ROOT, variant, slimd_fit.FILE)
+  if os.path.exists(source):
+    stored = dict(np.load(source))
+    stored["checkpoint"] = os.path.basename(tf.train.latest_checkpoint(path))
+    np.savez(os.path.join(path, slimd_fit.FILE), **stored)
+  return path
 
 
 @pytest.fixture(scope="session")
-def trained_dir(tmp_path_factory):
-  """A tiny hyperprior trained for 60 steps."""
-  return _train(tmp_path_factory, "hyperprior", TINY, 60, 1)
+def run_dirs(tmp_path_factory):
+  """variant → a run directory of its golden model (`make_run`)."""
+  return lambda variant: shared(tmp_path_factory, f"run-{variant}",
+                                lambda path: make_run(path, variant))
 
 
 @pytest.fixture(scope="session")
-def joint_dir(tmp_path_factory):
-  return _train(tmp_path_factory, "joint", TINY, 40, 2)
+def trained_dir(run_dirs):
+  """The golden hyperprior's run directory."""
+  return run_dirs("hyperprior")
 
 
 @pytest.fixture(scope="session")
-def cheng_dir(tmp_path_factory):
-  """cheng2020 with the K = 3 mixture, N = 8."""
-  return _train(tmp_path_factory, "cheng2020",
-                dict(num_filters=8, mixture_components=3), 40, 2)
-
-
-@pytest.fixture(scope="session")
-def qian_dir(tmp_path_factory):
-  return _train(tmp_path_factory, "qian2021", dict(TINY, warmup_steps=20), 40,
-                3)
-
-
-@pytest.fixture(scope="session")
-def wen_dir(tmp_path_factory):
-  """wen2019 with every step of the paper (Table 2's last row)."""
-  return _train(tmp_path_factory, "wen2019", TINY, 40, 4)
-
-
-@pytest.fixture(scope="session")
-def slimd_dir(tmp_path_factory):
-  """A tiny four-layer factorized run (SLIMD's baseline) with a dictionary
-  of 24 entries over 4×4 tiles (small images still have several) fitted by
-  bin/slimd_fit on the sample photos."""
+def exports(tmp_path_factory):
+  """The SavedModel of every golden variant, by variant."""
   def make(path):
-    train.train("factorized", dict(num_filters=16, num_layers=4,
-                                   latent_channels=16), "samples", path,
-                steps=40, batch_size=4, patch_size=128, learning_rate=3e-3,
-                checkpoint_every=40, log_every=40, seed=5)
-    result = run(["bin/slimd_fit", f"--model_dir={path}", "--slimd_entries=24",
-                  "--slimd_tile=4", "--iterations=5"])
-    assert result.returncode == 0, result.stderr
-    assert "iteration 1: eq. 2 =" in result.stdout
-    assert "stored the SLIMD dictionary" in result.stdout
-  return shared(tmp_path_factory, "run-slimd", make)
-
-
-@pytest.fixture()
-def trained_model(trained_dir):
-  return train.load(trained_dir)
-
-
-def _export(tmp_path_factory, name, run_dir=None):
-  """The SavedModel of a trained run (without one: fresh weights, N = 16;
-  "slimd": the SLIMD run's factorized model with its dictionary)."""
-  def make(path):
-    model = (train.load(run_dir) if run_dir else
-             train.build(name, dict(num_filters=16)))
-    if name == "slimd":
-      model.use_slimd(slimd_fit.load(run_dir))
-    export.export(model, os.path.join(path, "1"), name=name)
-  return os.path.join(shared(tmp_path_factory, f"export-{name}", make), "1")
+    for variant in VARIANTS:
+      export.export(golden.load(variant), os.path.join(path, variant, "1"),
+                    name=golden.VARIANTS[variant][0])
+  root = shared(tmp_path_factory, "exports", make)
+  return {v: os.path.join(root, v, "1") for v in VARIANTS}
 
 
 @pytest.fixture(scope="session")
-def exported_dir(tmp_path_factory, trained_dir):
-  """The trained hyperprior's SavedModel."""
-  return _export(tmp_path_factory, "hyperprior", trained_dir)
-
-
-@pytest.fixture(scope="session")
-def exports(tmp_path_factory, exported_dir, joint_dir, cheng_dir, qian_dir,
-            wen_dir, slimd_dir):
-  """A SavedModel of every registered model, by name (trained briefly by
-  the fixtures above; factorized untrained), and "slimd"."""
-  runs = dict(joint=joint_dir, cheng2020=cheng_dir, qian2021=qian_dir,
-              wen2019=wen_dir, slimd=slimd_dir)
-  result = dict(hyperprior=exported_dir)
-  for name in models.names() + ["slimd"]:
-    if name != "hyperprior":
-      result[name] = _export(tmp_path_factory, name, runs.get(name))
-  return result
+def exported_dir(exports):
+  """The golden hyperprior's SavedModel."""
+  return exports["hyperprior"]
 
 
 def random_image(height, width, seed=0):
@@ -177,38 +146,23 @@ def assert_rate_matches_estimate(payload, estimate):
   assert payload >= 0.5 * estimate, (payload, estimate)
 
 
-def assert_exact_coding(model, x):
-  """Encoder and decoder agree on every latent, and the streams' size matches
-  the model's estimated rate. Returns the encoder's latents."""
+def padded(model, image):
+  """A uint8 image as the model's input [1, H, W, 3] in [0, 1], padded."""
+  x = images.pad_to_multiple(tf.constant(image), model.multiple,
+                             model.pad_mode)
+  return tf.cast(x, tf.float32)[None] / 255.
+
+
+def assert_exact_coding(model, x, estimate=True):
+  """A frozen model's encoder and decoder agree on every latent, and the
+  streams' size matches the model's estimated rate. Returns the encoder's
+  latents."""
   streams, encoded = tf.function(model.encode_latents)(x)
   decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
-  for name in ("y_hat", "z_hat"):
+  assert sorted(encoded) == sorted(decoded)
+  for name in encoded:
     np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
-  payload = sum(len(s.numpy()) for s in streams)
-  estimate = float(model.estimate_bits(x)) / 8
-  assert_rate_matches_estimate(payload, estimate)
+  if estimate:
+    payload = sum(len(s.numpy()) for s in streams)
+    assert_rate_matches_estimate(payload, float(model.estimate_bits(x)) / 8)
   return encoded
-
-
-def assert_parallel_encoder_matches_serial(model, image):
-  """A frozen context model's encoder computes the integer parameters of a
-  band of rows at once; its bytes equal those of the position-by-position
-  loop the decoder runs, whatever the bands (the whole image, one row, five
-  rows with a shorter last band)."""
-  x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
-  y = model.analyze(tf.cast(x, tf.float32)[None] / 255.)
-  z_hat = model.hyper_prior.coder.quantize(model.hyper_analysis(y))
-  y_symbols = context_model.symbols(y)[0]
-  new = lambda: tfc.create_range_encoder([], model.coder.table)
-  serial = model._scan(new(), z_hat, y_symbols)[0]  # pylint: disable=protected-access
-  expected = tfc.entropy_encode_finalize(serial).numpy()
-  height, width = y_symbols.shape[:2]
-  assert height % 5  # so that five-row bands end with a shorter one
-  default = model.band_positions
-  try:
-    for positions in (height * width, 1, 5 * width + 1):
-      model.band_positions = positions
-      parallel = model.encode_y(new(), z_hat, y_symbols)
-      assert tfc.entropy_encode_finalize(parallel).numpy() == expected
-  finally:
-    model.band_positions = default

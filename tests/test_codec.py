@@ -1,4 +1,5 @@
-"""Bit-exact coding with a trained model: latents, images, rate, any size."""
+"""The learned codec (`tflic.codec.Codec`): image ↔ bitstream through a
+frozen copy of a model, padding and cropping, refusals, model identity."""
 
 import numpy as np
 import pytest
@@ -6,14 +7,16 @@ import tensorflow as tf
 
 from tflic import bitstream
 from tflic import codec as codec_lib
+from tflic import images
 from tflic import models
-from tflic import train
-from tests.conftest import TINY, assert_rate_matches_estimate, random_image
+from tflic.models.base import to_uint8
+from tests.conftest import TINY, padded, random_image
+from tests.golden import make as golden
 
 
 @pytest.fixture(scope="module")
-def codec(trained_dir):
-  return codec_lib.Codec(train.load(trained_dir))
+def codec(codecs):
+  return codecs("hyperprior")
 
 
 def decode(codec, data):
@@ -23,29 +26,33 @@ def decode(codec, data):
 
 def test_decoder_gets_the_encoders_latents_and_image(codec, photo):
   model = codec.model
-  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
-              tf.float32)[None]
-  streams, encoded = model.encode_latents(x / 255.)
+  x = padded(model, photo)
+  streams, encoded = model.encode_latents(x)
   decoded = model.decode_latents(streams, *x.shape[1:3])
   for name in ("y_hat", "z_hat"):
     np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())
   # The full codec gives the image the model's own synthesis makes of ŷ.
   image = decode(codec, codec.encode(photo)["bitstream_bytes"].numpy())
   height, width = photo.shape[:2]
-  own = codec_lib.to_uint8(model.synthesis(encoded["y_hat"])[0, :height, :width])
+  own = to_uint8(model.synthesis(encoded["y_hat"])[0, :height, :width])
   np.testing.assert_array_equal(image, own.numpy())
   np.testing.assert_array_equal(image, model.synthesize(
       decoded["y_hat"], uint8=True)[0, :height, :width].numpy())
 
 
-def test_file_size_matches_the_estimated_rate(codec, photo):
-  model = codec.model
-  data = codec.encode(photo)["bitstream_bytes"].numpy()
-  x = tf.cast(codec_lib.pad_to_multiple(photo, model.multiple, model.pad_mode),
-              tf.float32)
-  estimate = float(model.estimate_bits(x[None] / 255.)) / 8
-  payload = len(data) - bitstream.header_bytes(model.num_streams)
-  assert_rate_matches_estimate(payload, estimate)
+def test_codec_does_not_change_the_model_it_is_given():
+  """`Codec` codes with a frozen copy: the model stays trainable and
+  unfrozen, and a second codec of it has the same identity."""
+  model = golden.load("joint")
+  weights = [v.numpy() for v in model.variables]
+  first = codec_lib.Codec(model)
+  assert model.latent_codec.y_codec.symbol_coder is None
+  assert not hasattr(model.latent_codec, "integer_hyper")
+  for value, variable in zip(weights, model.variables):
+    np.testing.assert_array_equal(value, variable.numpy())
+  assert first.model is not model
+  assert (codec_lib.Codec(model).model_id.numpy() ==
+          first.model_id.numpy())
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (17, 33), (64, 64), (65, 3)])
@@ -93,7 +100,7 @@ def test_image_too_large_for_the_format_is_refused(codec):
 
 def test_pad_repeats_edges():
   image = np.arange(2 * 3 * 1).reshape(2, 3, 1)
-  padded = codec_lib.pad_to_multiple(image, 4).numpy()
+  padded = images.pad_to_multiple(image, 4).numpy()
   assert padded.shape == (4, 4, 1)
   np.testing.assert_array_equal(padded[:2, :3], image)
   np.testing.assert_array_equal(padded[3, 3], image[1, 2])
@@ -101,7 +108,7 @@ def test_pad_repeats_edges():
 
 def test_pad_reflects():
   image = np.arange(3 * 5).reshape(3, 5, 1)
-  padded = codec_lib.pad_to_multiple(image, 8, "reflect").numpy()[..., 0]
+  padded = images.pad_to_multiple(image, 8, "reflect").numpy()[..., 0]
   assert padded.shape == (8, 8)
   np.testing.assert_array_equal(padded[:3, :5], image[..., 0])
   # Mirrored about the last row/column, which is not repeated; the padding is
@@ -109,16 +116,16 @@ def test_pad_reflects():
   np.testing.assert_array_equal(padded[0], [0, 1, 2, 3, 4, 3, 2, 1])
   np.testing.assert_array_equal(padded[:, 0], [0, 5, 10, 5, 0, 5, 10, 5])
   assert padded[4, 6] == image[0, 2, 0] and padded[7, 7] == image[1, 1, 0]
-  one = codec_lib.pad_to_multiple(np.full((1, 1, 3), 7), 64, "reflect").numpy()
+  one = images.pad_to_multiple(np.full((1, 1, 3), 7), 64, "reflect").numpy()
   assert one.shape == (64, 64, 3) and (one == 7).all()
-  two = codec_lib.pad_to_multiple(np.array([[[1], [2]]]), 6, "reflect").numpy()
+  two = images.pad_to_multiple(np.array([[[1], [2]]]), 6, "reflect").numpy()
   np.testing.assert_array_equal(two[0, :, 0], [1, 2, 1, 2, 1, 2])
   with pytest.raises(ValueError, match="mode"):
-    codec_lib.pad_to_multiple(image, 8, "wrap")
+    images.pad_to_multiple(image, 8, "wrap")
 
 
-def test_model_identity_ignores_training_state(trained_dir):
-  model = train.load(trained_dir)
+def test_model_identity_ignores_training_state():
+  model = golden.load("hyperprior")
   before = codec_lib.fingerprint(model)
   for tracker in model.trackers.values():
     tracker.update_state(123.)
@@ -127,14 +134,14 @@ def test_model_identity_ignores_training_state(trained_dir):
   assert codec_lib.fingerprint(model) != before
 
 
-def test_decoder_with_different_arithmetic_is_reported(trained_dir, photo):
+def test_decoder_with_different_arithmetic_is_reported(photo):
   """A decoder whose entropy parameters differ from the encoder's (here: one
   parameter of the decoder's copy perturbed after the file was made) gives
   one clear error, never a silently wrong image."""
-  codec = codec_lib.Codec(train.load(trained_dir))
+  codec = codec_lib.Codec(golden.load("hyperprior"))
   data = codec.encode(photo)["bitstream_bytes"].numpy()
   decode(codec, data)  # the unperturbed decoder accepts it
-  layer = codec.model.parameter_path.integer_hyper[-1]
+  layer = codec.model.latent_codec.integer_hyper[-1]
   # +3 output units (μ + 3/64) for the first channel, in accumulator units.
   step = 3 * 2 ** int(layer.shift[0]) // int(layer.multiplier[0])
   layer.bias.assign_add(tf.one_hot(0, layer.bias.shape[0], dtype=tf.int32) *

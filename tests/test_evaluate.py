@@ -11,7 +11,7 @@ from PIL import Image
 from PIL import JpegImagePlugin
 import pytest
 
-from tflic import codecs
+from tflic import classical
 from tflic import evaluate
 from tflic import export
 from tflic import metrics
@@ -22,9 +22,9 @@ from tests.conftest import random_image, run
 MID = dict(jpeg=50, webp=50, jpeg2000=2.0, avif=50, hevc=40, jxl=75)
 
 
-@pytest.mark.parametrize("name", sorted(codecs.CODECS))
+@pytest.mark.parametrize("name", sorted(classical.CODECS))
 def test_classical_codec_round_trip_counts_the_whole_file(name, tmp_path):
-  codec = codecs.get(name)
+  codec = classical.get(name)
   image = random_image(45, 67, seed=3)  # odd sides
   setting = evaluate.codec_settings([name], {name: [MID[name]]})[0]
   row = evaluate.measure(setting, "random", image)
@@ -46,10 +46,10 @@ def test_classical_codec_round_trip_counts_the_whole_file(name, tmp_path):
 
 
 def test_jpeg_is_444_and_sweeps_are_valid():
-  data = codecs.get("jpeg").encode(random_image(32, 32), 50)
+  data = classical.get("jpeg").encode(random_image(32, 32), 50)
   with Image.open(io.BytesIO(data)) as image:
     assert JpegImagePlugin.get_sampling(image) == 0  # 4:4:4
-  for codec in codecs.CODECS.values():
+  for codec in classical.CODECS.values():
     for quality in codec.qualities:
       codec.options(quality, (512, 768, 3))
   with pytest.raises(ValueError, match="quality"):
@@ -64,12 +64,12 @@ def test_jpeg_is_444_and_sweeps_are_valid():
 
 def test_hevc_is_444_heif_and_jxl_is_jpeg_xl():
   image = random_image(45, 67, seed=3)
-  with Image.open(io.BytesIO(codecs.get("hevc").encode(image, 40))) as heif:
+  with Image.open(io.BytesIO(classical.get("hevc").encode(image, 40))) as heif:
     assert heif.format == "HEIF" and heif.info["chroma"] == 444
-  data = codecs.get("jxl").encode(image, 75)
+  data = classical.get("jxl").encode(image, 75)
   assert data[:2] == b"\xff\x0a"  # a bare JPEG XL codestream
   # The sweeps reach the papers' low rates: ~0.05 bpp for HEVC on a photo.
-  sizes = [len(codecs.get("hevc").encode(image, q)) for q in (0, 50)]
+  sizes = [len(classical.get("hevc").encode(image, q)) for q in (0, 50)]
   assert sizes[0] < sizes[1]
 
 
@@ -152,7 +152,7 @@ def test_failed_round_trips_are_reported_not_averaged():
   image = random_image(16, 24)
 
   def crop(data):
-    return codecs.decode(data)[:8]
+    return classical.decode(data)[:8]
 
   def fail(data):
     raise ValueError("damaged")

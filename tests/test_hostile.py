@@ -10,8 +10,10 @@ import tensorflow_compression as tfc
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import train
+from tflic.entropy import entropy_parameters
 from tflic.entropy import escape
 from tflic.entropy import integer_gaussian as ig
+from tflic.latent_codecs import split_gaussian
 from tests.conftest import TINY, run
 
 FORGE = """
@@ -27,7 +29,7 @@ for i in range(count):
   side = lambda: int(rng.integers(1, 300))
   streams = [rng.integers(0, 256, int(rng.choice([0, 1, 3, 50, 2000])),
                           dtype=np.uint8).tobytes()
-             for _ in range(codec.model.num_streams)]
+             for _ in range(codec.model.latent_codec.num_streams)]
   data = bitstream.pack(codec.model_id, side(), side(), streams,
                         tf.constant(0, tf.int64)).numpy()
   start = time.perf_counter()
@@ -83,10 +85,15 @@ def saturate(model):
   """Sets the integer heads of a frozen hyperprior or context model to
   μ = 0 and the largest scale everywhere, so that its range-coder rows hold
   symbols far beyond [−255, 256] (the largest σ reaches ±1024)."""
-  path = model.parameter_path
-  heads = ([n[-1] for n in path.integer_networks] if path.networks
-           else [path.integer_hyper[-1]])
-  kinds = path.kinds(sum(h.output_channels for h in heads))
+  codec = model.latent_codec
+  if hasattr(codec.y_codec, "parameters"):
+    path = codec.y_codec.parameters
+    heads = [n[-1] for n in path.integer_networks]
+    split = path.split
+  else:
+    heads, split = [codec.integer_hyper[-1]], split_gaussian
+  kinds = entropy_parameters.kinds(split, sum(h.output_channels
+                                              for h in heads))
   for head in heads:
     part, kinds = kinds[:head.output_channels], kinds[head.output_channels:]
     value = np.where(part == "log_scale", 255, 0)
@@ -125,20 +132,27 @@ def test_symbols_beyond_the_coded_range_are_refused(saturated, name, value):
   encoder codes: refused, and in the serial decoder clipped before the
   context reads it (no int32 wrap-around in between)."""
   codec = saturated(name)
-  model = codec.model
+  latent_codec = codec.model.latent_codec
   x = tf.zeros([1, 64, 64, 3])
-  z = model.hyper_analysis(model.analyze(x))
-  z_streams, z_hat = model.hyper_prior.encode(z)
-  symbols = np.zeros([4, 4, model.latent_channels], np.int32)
+  z = latent_codec.h_a(codec.model.analyze(x))
+  z_streams, z_latents = latent_codec.z_codec.encode(z)
+  symbols = np.zeros([4, 4, codec.model.latent_channels], np.int32)
   symbols[1, 2, 3] = value
-  coder = model.coder
+  coder = latent_codec.y_codec.symbol_coder
   handle = tfc.create_range_encoder([], coder.table)
   if name == "hyperprior":
     scale = tf.fill([symbols.size], ig.NUM_SCALES - 1)
     handle = coder.encode(handle, tf.reshape(symbols, [-1]),
                           tf.zeros_like(scale), scale)
-  else:
-    handle = model.encode_y(handle, z_hat, tf.constant(symbols))
+  else:  # the band encoder, given the symbols (none clipped)
+    y_codec = latent_codec.y_codec
+    params = entropy_parameters.distribution(
+        y_codec.parameters.split, y_codec.parameters.parallel_rows(
+            tf.constant(symbols)[None], latent_codec.psi_rows(z_latents["z_hat"]),
+            0, 4)[0])
+    handle = coder.encode_positions(handle, tf.reshape(symbols, [16, -1]),
+                                    *(tf.reshape(t, tf.concat([[16], tf.shape(
+                                        t)[2:]], 0)) for t in params))
   data = pack(codec, z_streams + [tfc.entropy_encode_finalize(handle)],
               64, 64)
   with pytest.raises(bitstream.BitstreamError,
@@ -152,10 +166,10 @@ def test_format_2_gamma_escapes_of_the_int32_edge_are_refused(saturated):
   the bounded decoder reads other symbols, within the prior's range, and
   the result is refused."""
   codec = saturated("hyperprior")
-  prior = codec.model.hyper_prior
+  prior = codec.model.latent_codec.z_codec
   z = np.zeros([1, 1, 1, prior.channels], np.float32)
   z[..., 0], z[..., 1] = 1e9, -1e9
-  z_string = prior.coder.compress(tf.constant(z))[0]
+  z_string = prior.entropy_model.compress(tf.constant(z))[0]
   data = pack(codec, [z_string, b""], 64, 64)
   with pytest.raises(bitstream.BitstreamError,
                      match="latent check|outside the range"):

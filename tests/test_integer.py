@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from tflic.entropy import autoregressive
-from tflic.entropy.entropy_parameters import EntropyParameters
+from tflic.entropy.entropy_parameters import EntropyParameters, distribution
 from tflic.layers import integer
 from tflic.layers.masked_conv import MaskedConv2D
 from tflic.layers.subpixel import SubPixelConv2D
-from tflic.models.hyperprior import split_gaussian
+from tflic.latent_codecs import split_gaussian
 
 RNG = np.random.default_rng(0)
 
@@ -115,23 +115,19 @@ def _branch(outputs, absolute=False):
 def test_serial_and_parallel_parameters_agree_with_a_two_layer_context(
     separate):
   """One context + network, or (separate) one for μ and one for σ on |ŷ|
-  (Wen et al. 2019)."""
+  (Wen et al. 2019); ψ given in units of 1/8."""
   m = 4
-  hyper_synthesis = tf.keras.Sequential([
-      tf.keras.layers.Conv2DTranspose(6, 3, 2, padding="same",
-                                      activation="relu"),
-      tf.keras.layers.Conv2D(2 * m, 3, padding="same")])
   branches = ([_branch(m), _branch(m, absolute=True)] if separate
               else [_branch(2 * m)])
-  path = EntropyParameters(hyper_synthesis, split=_split, branches=branches)
+  path = EntropyParameters(branches, _split)
   y_hat = tf.constant(RNG.integers(-5, 6, (1, 6, 8, m)), tf.float32)
-  z_hat = tf.constant(np.round(RNG.normal(size=(1, 3, 4, 3)) * 3), tf.float32)
-  path(z_hat, y_hat)
-  path.freeze([y_hat], [z_hat], np.zeros(3))
-  z_symbols = tf.cast(tf.round(z_hat), tf.int32)
-  hyper = path.hyper(z_symbols)
+  psi_float = tf.constant(np.round(RNG.normal(size=(1, 6, 8, 6)) * 16) / 8,
+                          tf.float32)
+  path(psi_float, y_hat)
+  path.freeze([y_hat], [psi_float], 1 / 8, 2047)
+  psi = tf.cast(tf.round(psi_float * 8), tf.int32)
   y_symbols = tf.cast(y_hat, tf.int32)
-  means, scales = path.distribution(path.parallel(y_symbols, hyper))
+  means, scales = distribution(_split, path.parallel(y_symbols, psi))
 
   class Recorder:
     """A coder that only records the parameters of each position."""
@@ -139,7 +135,8 @@ def test_serial_and_parallel_parameters_agree_with_a_two_layer_context(
     def encode(self, handle, values, mean, scale):
       return handle.write(handle.size(), tf.concat([mean, scale], 0))
 
-  scan = path.serial(hyper[0])
+  psi_rows = lambda start, stop: psi[:, start:stop]
+  scan = path.serial(psi_rows, 6, 8)
   handle = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
   handle, decoded = autoregressive.raster_scan(scan, Recorder(), handle, 6, 8,
                                                y_symbols[0])
@@ -149,15 +146,16 @@ def test_serial_and_parallel_parameters_agree_with_a_two_layer_context(
   np.testing.assert_array_equal(serial[..., m:], scales[0])
   # A band of rows gets the same integers from the rows its context reads
   # (2 + 1 rows above, through both layers).
-  assert path.causal.rows_above == 3
-  params = path.parallel(y_symbols, hyper).numpy()
+  assert path.rows_above == 3
+  params = path.parallel(y_symbols, psi).numpy()
   for start, stop in ((0, 1), (2, 3), (3, 6), (5, 6), (1, 6)):
     np.testing.assert_array_equal(
-        path.parallel_rows(y_symbols, hyper, start, stop), params[:, start:stop])
+        path.parallel_rows(y_symbols, psi_rows, start, stop),
+        params[:, start:stop])
   # And the integer parameters follow the float ones.
-  _, float_means, _ = _split(path(z_hat, y_hat))
+  _, float_means, _ = _split(path(psi_float, y_hat))
   np.testing.assert_allclose(means.numpy() / 64., float_means[..., 0],
                              atol=.05)
   if separate:  # σ's context reads |ŷ|: the sign of ŷ does not change σ
-    _, flipped = path.distribution(path.parallel(-y_symbols, hyper))
+    _, flipped = distribution(_split, path.parallel(-y_symbols, psi))
     np.testing.assert_array_equal(flipped, scales)

@@ -1,14 +1,14 @@
-"""Training behaviour of the models: the loss falls, the NaN guard holds."""
+"""The models: the registry, their shapes, and training behaviour (the loss
+falls, the NaN guard holds, divergence stops without a bad checkpoint)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tflic import codec as codec_lib
 from tflic import data
 from tflic import models
 from tflic import train
-from tests.conftest import TINY, random_image
+from tests.conftest import TINY
 
 
 def batch(size=64, count=4, seed=0):
@@ -98,17 +98,23 @@ def test_divergence_stops_training_without_a_bad_checkpoint(tmp_path):
 
 def test_factorized_four_layer_baseline():
   """SLIMD's baseline (Minnen et al. 2018, ICIP, §2): four 5×5 stride-2
-  stages and more code channels than filters; it codes exactly."""
+  stages and more code channels than filters (it codes exactly: the "slimd"
+  golden variant, tests/test_contract.py)."""
   model = train.build("factorized", dict(num_filters=8, num_layers=4,
                                         latent_channels=12))
   assert [l.kernel_size for l in model.analysis.layers] == [(5, 5)] * 4
   assert model.analysis(tf.zeros([1, 32, 48, 3])).shape == (1, 2, 3, 12)
-  codec = codec_lib.Codec(model)
-  image = random_image(17, 33)
-  decoded = codec.decode(codec.encode(image)["bitstream_bytes"])["image"]
-  _, latents = model.encode_latents(
-      tf.cast(codec_lib.pad_to_multiple(image, 16), tf.float32)[None] / 255.)
-  expected = codec_lib.to_uint8(model.synthesis(latents["y_hat"]))[0, :17, :33]
-  np.testing.assert_array_equal(decoded, expected)
   with pytest.raises(ValueError, match="num_layers"):
     models.create("factorized", num_layers=5)
+
+
+def test_every_model_is_transforms_and_a_latent_codec():
+  """No model codes by itself: each has a latent codec, and the hyperprior
+  models compose a z codec, h_a, h_s and a y codec."""
+  from tflic import latent_codecs  # pylint: disable=import-outside-toplevel
+  for name in models.names():
+    model = models.create(name)
+    assert isinstance(model.latent_codec, latent_codecs.LatentCodec), name
+    assert not hasattr(model, "encode_y") and not hasattr(model, "coder")
+    if name != "factorized":
+      assert isinstance(model.latent_codec, latent_codecs.HyperpriorCodec)

@@ -48,7 +48,18 @@ def _fresh(exported_dir, image, mode, tmp_path):
   return open(path + ".bits", "rb").read(), np.load(path + ".out.npy")
 
 
-@pytest.mark.slow  # the fast suite: test_portability (TF2), test_joint (TF1)
+def test_serial_loop_runs_from_a_tf1_session(exports, tmp_path):
+  """The serial decoder also runs from a TF1 session, as TF Serving runs it
+  (the TF2 signatures of every model: test_portability)."""
+  library = codec_lib.SavedCodec(exports["joint"])
+  image = random_image(40, 90, seed=5)
+  expected = library.encode(image)
+  data, decoded = _fresh(exports["joint"], image, "tf1", tmp_path)
+  assert data == expected
+  np.testing.assert_array_equal(decoded, library.decode(expected))
+
+
+@pytest.mark.slow  # the fast suite: test_portability (TF2), the joint (TF1)
 def test_fresh_process_round_trips_bit_exactly(exported_dir, tmp_path):
   image = random_image(37, 70, seed=3)
   library = codec_lib.SavedCodec(exported_dir)

@@ -131,3 +131,25 @@ def test_run_from_before_an_added_argument_resumes(tmp_path):
   with pytest.raises(ValueError, match="use another --model_dir"):
     train.train("factorized", dict(num_filters=8, num_layers=4), "samples",
                 run_dir, steps=0)
+
+
+def test_run_from_before_latent_codecs_resumes(tmp_path):
+  """A joint run that an earlier release trained for 2 steps (optimizer
+  state included, tests/golden/legacy_run) loads, and resumes at its step
+  with every weight and the optimizer's state in place (same shapes, in the
+  old order)."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  run_dir = str(tmp_path / "run")
+  shutil.copytree(os.path.join(ROOT, "tests", "golden", "legacy_run"), run_dir)
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(run_dir))
+  model = train.load(run_dir)
+  kernel = model.latent_codec.y_codec.parameters.contexts[0][0].kernel
+  np.testing.assert_array_equal(kernel.numpy(), reader.get_tensor(
+      "model/context_model/kernel/.ATTRIBUTES/VARIABLE_VALUE"))
+  config = train.read_config(run_dir)
+  model = train.train(config["model"], config["args"], "samples", run_dir,
+                      steps=3, batch_size=2, patch_size=64, checkpoint_every=3,
+                      log_every=1)
+  assert int(model.optimizer.iterations) == 3
+  assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-3")

@@ -1,6 +1,6 @@
 """wen2019: every ablation step of Table 2 codes exactly (library, SavedModel
-in a fresh process, odd sizes); the stacked masked contexts are causal and
-their serial parameters equal the parallel ones."""
+in a fresh process, odd sizes); the stacked masked contexts are causal (the
+full model's contract: tests/test_contract.py)."""
 
 import numpy as np
 import pytest
@@ -12,9 +12,8 @@ from tflic import models
 from tflic import train
 from tflic.layers import ResidualBlock
 from tflic.layers.multiscale import MultiScaleAnalysis
-from tests.conftest import (TINY, assert_exact_coding,
-                            assert_parallel_encoder_matches_serial,
-                            random_image)
+from tflic.models.base import to_uint8
+from tests.conftest import TINY, padded, random_image
 from tests.test_savedmodel import _fresh
 
 # Table 2: "Original" (the joint model) and its three steps, cumulative.
@@ -33,35 +32,17 @@ def variant(step, **args):
   return train.build("wen2019", {**TINY, **STEPS[step], **args})
 
 
-@pytest.fixture(scope="module")
-def codec(wen_dir):
-  return codec_lib.Codec(train.load(wen_dir))
-
-
-def test_decoder_gets_the_encoders_latents(codec, photo):
-  x = tf.cast(codec_lib.pad_to_multiple(photo, 64), tf.float32)[None] / 255.
-  assert_exact_coding(codec.model, x)
-
-
-def test_parallel_encoder_writes_the_serial_encoders_stream(wen_dir):
-  model = train.load(wen_dir)
-  codec_lib.Codec(model)  # freezes
-  assert_parallel_encoder_matches_serial(model, random_image(130, 200, seed=8))
-
-
 @pytest.mark.parametrize("step", list(STEPS))
 def test_every_step_round_trips(step):
   """Odd sizes decode to the synthesis of the encoder's latents."""
-  model = variant(step)
-  codec = codec_lib.Codec(model)
+  codec = codec_lib.Codec(variant(step))
+  model = codec.model
   for height, width in ((1, 1), (17, 33)):
     image = random_image(height, width, seed=width)
     data = codec.encode(image)["bitstream_bytes"]
     decoded = codec.decode(data)["image"].numpy()
-    x = tf.cast(codec_lib.pad_to_multiple(image, 64), tf.float32)[None] / 255.
-    _, latents = tf.function(model.encode_latents)(x)
-    expected = codec_lib.to_uint8(model.synthesis(
-        model.synthesis_input(latents))[0])
+    _, latents = tf.function(model.encode_latents)(padded(model, image))
+    expected = to_uint8(model.synthesis(model.synthesis_input(latents))[0])
     np.testing.assert_array_equal(decoded, expected[:height, :width].numpy())
 
 
@@ -82,9 +63,10 @@ def test_every_step_in_a_fresh_process(step, tmp_path):
 def test_steps_change_what_they_say():
   """Each step adds its parts; every variant trains (finite loss)."""
   built = {step: variant(step) for step in STEPS}
-  contexts = {s: len(m.parameter_path.contexts) for s, m in built.items()}
+  path = lambda m: m.latent_codec.y_codec.parameters
+  contexts = {s: len(path(m).contexts) for s, m in built.items()}
   assert contexts == dict(original=1, separate=2, multiscale=2, residual=2)
-  assert built["separate"].parameter_path.absolute == [False, True]
+  assert path(built["separate"]).absolute == [False, True]
   pyramid = {s: isinstance(m.analysis, MultiScaleAnalysis)
              and m.weighting is not None for s, m in built.items()}
   assert pyramid == dict(original=False, separate=False, multiscale=True,
@@ -110,34 +92,34 @@ def test_table_1_widths_and_the_original_context():
                         weighted_layer=False, residual_decoder=False,
                         assistant=False)
   model(tf.zeros([1, 64, 64, 3]))
-  for network in model.parameter_path.networks:
+  for network in model.latent_codec.y_codec.parameters.networks:
     assert [l.filters for l in network.layers] == [384, 192, 128]
     assert all(l.kernel_size == (1, 1) for l in network.layers)
   original = models.create("wen2019", num_filters=8, latent_channels=16,
                            hyper_channels=8, separate_entropy_model=False,
                            multiscale_encoder=False, weighted_layer=False,
                            residual_decoder=False, assistant=False)
-  assert [c.kernel_size for c in original.parameter_path.contexts[0]] == [(3, 3)]
-  assert models.create("joint").context_model.kernel_size == (5, 5)
+  contexts = lambda m: m.latent_codec.y_codec.parameters.contexts[0]
+  assert [c.kernel_size for c in contexts(original)] == [(3, 3)]
+  assert [c.kernel_size for c in contexts(models.create("joint"))] == [(5, 5)]
 
 
 def test_stacked_context_is_causal_and_reaches_three_rows():
   """Changing ŷ at and after a position changes no parameter before it in
   raster order (float and integer); the three 3×3 layers reach 3 rows down
   and 3 columns to each side (the 7×7 field)."""
-  model = variant("separate")
-  codec_lib.Codec(model)  # freezes
-  path = model.parameter_path
+  codec = codec_lib.Codec(variant("separate")).model.latent_codec
+  path = codec.y_codec.parameters
   assert [c.rows_above for c in path.causals] == [3, 3]
   rng = np.random.default_rng(0)
   y = rng.integers(-4, 5, (1, 12, 12, TINY["latent_channels"]))
   z_hat = tf.constant(rng.integers(-2, 3, (1, 3, 3, TINY["hyper_channels"])),
                       tf.float32)
-  hyper = path.hyper(model.hyper_prior.symbols(z_hat))
+  hyper = codec.hyper(codec.z_codec.symbols(z_hat))
 
   def parameters(y):
     return (path.parallel(tf.constant(y, tf.int32), hyper)[0].numpy(),
-            path(z_hat, tf.constant(y, tf.float32))[0].numpy())
+            path(codec.h_s(z_hat), tf.constant(y, tf.float32))[0].numpy())
 
   before = parameters(y)
   p = (5, 4)

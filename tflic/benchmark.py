@@ -20,11 +20,11 @@ from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import evaluate
 from tflic import export
+from tflic import images as images_lib
 from tflic import models
 from tflic import slimd_fit
 from tflic import tiling
 from tflic import train
-from tflic.models.context_model import ContextModel
 
 
 def parse_spec(spec):
@@ -46,20 +46,23 @@ def parse_spec(spec):
   return train.build(name, args)
 
 
-def loop_seconds(model, image):
-  """Seconds of the serial decoder alone (ẑ given) on `image`, and the number
-  of latent positions it visits; (None, None) for models without one."""
-  if not isinstance(model, ContextModel):
+def loop_seconds(codec, image):
+  """Seconds of the entropy decoding alone (the latents from the streams,
+  no synthesis) of a frozen codec's model on `image`, and the number of
+  latent positions; (None, None) unless its latent codec decodes position
+  by position (`LatentCodec.serial`)."""
+  model = codec.model
+  if not model.latent_codec.serial:
     return None, None
-  x = codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
-  streams, latents = tf.function(model.encode_latents)(
+  x = images_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
+  streams, _ = tf.function(model.encode_latents)(
       tf.cast(x, tf.float32)[None] / 255.)
-  decode = tf.function(model.decode_y)
-  decode(streams[-1], latents["z_hat"])  # trace
+  decode = tf.function(model.decode_latents)
+  decode(streams, x.shape[0], x.shape[1])  # trace
   start = time.perf_counter()
-  decoded = decode(streams[-1], latents["z_hat"])
+  decoded = decode(streams, x.shape[0], x.shape[1])["y_hat"]
   seconds = time.perf_counter() - start
-  return seconds, int(decoded.shape[0] * decoded.shape[1])
+  return seconds, int(decoded.shape[1] * decoded.shape[2])
 
 
 def measure(model, images, progress=None, calibration=None):
@@ -68,6 +71,7 @@ def measure(model, images, progress=None, calibration=None):
   Returns means (rate, quality, overhead) and median seconds. `calibration`:
   see `codec.Codec`."""
   codec = codec_lib.Codec(model, calibration)
+  model = codec.model  # the frozen copy the codec codes with
   streams = []  # the stream lengths of each file
 
   def encode(image):
@@ -80,7 +84,8 @@ def measure(model, images, progress=None, calibration=None):
       lambda data: codec.decode(data)["image"].numpy(), "in-process")
   setting.decode(setting.encode(images[0]))  # trace (warm-up)
   del streams[:]
-  header = bitstream.header_bytes(model.num_streams)
+  latent_codec = codec.model.latent_codec
+  header = bitstream.header_bytes(latent_codec.num_streams)
   rows, payload, estimate, stages = [], 0, 0., []
   for i, image in enumerate(images):
     row = evaluate.measure(setting, str(i), image)
@@ -88,26 +93,28 @@ def measure(model, images, progress=None, calibration=None):
       raise RuntimeError(f"image {i}: {row['error']}")
     rows.append(row)
     payload += row["bytes"] - header
-    x = tf.cast(codec_lib.pad_to_multiple(image, model.multiple, model.pad_mode),
-                tf.float32)
+    x = tf.cast(images_lib.pad_to_multiple(image, model.multiple,
+                                           model.pad_mode), tf.float32)
     estimate += float(model.estimate_bits(x[None] / 255.)) / 8.
-    if hasattr(model, "stage_bits"):
-      stage = [None if b is None else float(b) / image.shape[0] / image.shape[1]
-               for b in model.stage_bits(x[None] / 255.)]
-      stages.append(stage)
+    stage_bits = model.measures(x[None] / 255.).get("stage_bits")
+    if stage_bits:
+      stages.append([None if b is None else
+                     float(b) / image.shape[0] / image.shape[1]
+                     for b in stage_bits])
     if progress:
       progress(i + 1, len(images))
-  seconds, positions = loop_seconds(model, images[0])
+  seconds, positions = loop_seconds(codec, images[0])
   mean = lambda key: float(np.mean([r[key] for r in rows]))
   median = lambda key: statistics.median(r[key] for r in rows)
   # SLIMD codes with other models than the prior the estimate is of.
   slimd = model.slimd is not None
+  side = latent_codec.side_streams
   return dict(
       images=len(rows), bpp=mean("bpp"), psnr=mean("psnr"),
       ms_ssim=mean("ms_ssim"),
       overhead_percent=None if slimd else 100. * (payload - estimate) / estimate,
-      side_percent=100. * sum(sum(s[:-1]) for s in streams) / payload
-      if model.num_streams > 1 else None,
+      side_percent=100. * sum(sum(s[:side]) for s in streams) / payload
+      if side else None,
       header_bytes=header, encode_s=median("encode_seconds"),
       decode_s=median("decode_seconds"), positions=positions,
       loop_s=seconds,

@@ -7,15 +7,15 @@ exact, only its rate suffers."""
 import numpy as np
 import tensorflow as tf
 
-from tflic import codec as codec_lib
 from tflic import data
+from tflic import images
 
 COUNT = 8
 SIZE = 256
 
 
 def _to_model(image, multiple, pad_mode):
-  image = codec_lib.pad_to_multiple(image, multiple, pad_mode)
+  image = images.pad_to_multiple(image, multiple, pad_mode)
   return tf.cast(image, tf.float32)[None] / 255.
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from tflic import bitstream
-from tflic.models.base import to_uint8  # pylint: disable=unused-import  (API)
+from tflic import calibration as calibration_lib
+from tflic import images
 
 
 MEMORY_BUDGET = 2 << 30  # bytes
@@ -24,31 +25,6 @@ def fits(height, width):
       tf.cast(height, tf.int64) * tf.cast(width, tf.int64) <= bitstream.MAX_PIXELS)
 
 
-def pad_to_multiple(image, multiple, mode="edge"):
-  """Pads [H, W, C] on the bottom/right to sides that are multiples of
-  `multiple`, by repeating the edge pixels ("edge") or mirroring the image
-  about its last row/column ("reflect", without repeating it: ..., a, b, c, b,
-  a, b, ...). Works for any size, 1×1 included, and any amount of padding;
-  an image whose sides are multiples already is returned as is (no copy)."""
-  if mode not in ("edge", "reflect"):
-    raise ValueError(f"mode must be 'edge' or 'reflect', not {mode!r}")
-  shape = tf.shape(image)
-  padded = -(-shape[:2] // multiple) * multiple
-
-  def indices(size, n):
-    i = tf.range(size)
-    if mode == "edge":
-      return tf.minimum(i, n - 1)
-    period = tf.maximum(2 * (n - 1), 1)  # n == 1: every index is 0
-    r = i % period
-    return tf.minimum(r, period - r)
-
-  rows = indices(padded[0], shape[0])
-  cols = indices(padded[1], shape[1])
-  return tf.cond(tf.reduce_all(padded == shape[:2]), lambda: image,
-                 lambda: tf.gather(tf.gather(image, rows, axis=0), cols, axis=1))
-
-
 def fingerprint(model):
   """The model identity written into each stream: 8 bytes of SHA-256 over the
   model's class, configuration and every weight and coding table.
@@ -58,7 +34,7 @@ def fingerprint(model):
   make them unique per process), and a model frozen twice still tracks its
   first, equal tables. So the same weights always give the same identity."""
   digest = hashlib.sha256()
-  digest.update(type(model).__name__.encode())
+  digest.update((model.identity or type(model).__name__).encode())
   digest.update(json.dumps(model.get_config(), sort_keys=True).encode())
   parts = set()
   for variable in model.coding_variables():
@@ -78,7 +54,8 @@ class _Untracked:
 
 
 class Codec(tf.Module):
-  """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel`.
+  """Codes uint8 RGB images [H, W, 3] with a trained `CompressionModel` (a
+  copy of it, frozen: the model given is not changed).
 
   `calibration`: images for the integer conversion of the model's entropy
   parameters (see `calibration.py`; default: made images, fine for untrained
@@ -90,8 +67,8 @@ class Codec(tf.Module):
                name="codec"):
     super().__init__(name=name)
     if calibration is None:
-      from tflic import calibration as calibration_lib  # pylint: disable=import-outside-toplevel
       calibration = calibration_lib.synthetic(model.multiple, model.pad_mode)
+    model = model.clone()
     model.freeze(calibration)
     model.set_memory_budget(memory_budget)
     # The SavedModel keeps the model's variables (weights and coding tables),
@@ -112,7 +89,8 @@ class Codec(tf.Module):
     with tf.control_dependencies([
         tf.debugging.assert_positive(shape[:2], message="the image is empty"),
         tf.debugging.Assert(fits(shape[0], shape[1]), [TOO_LARGE])]):
-      x = pad_to_multiple(image, self.model.multiple, self.model.pad_mode)
+      x = images.pad_to_multiple(image, self.model.multiple,
+                                 self.model.pad_mode)
     streams, latents = self.model.encode_latents(x[None])
     data = bitstream.pack(self.model_id, shape[0], shape[1], streams,
                           bitstream.latent_check(_ordered(latents)))
@@ -122,7 +100,7 @@ class Codec(tf.Module):
       tf.TensorSpec([], tf.string, name="bitstream_bytes")])
   def decode(self, bitstream_bytes):
     height, width, streams, check = bitstream.unpack(
-        bitstream_bytes, self.model_id, self.model.num_streams)
+        bitstream_bytes, self.model_id, self.model.latent_codec.num_streams)
     multiple = self.model.multiple
     latents = self.model.decode_latents(
         streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)

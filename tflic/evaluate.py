@@ -33,7 +33,7 @@ import numpy as np
 import PIL
 from PIL import features
 
-from tflic import codecs
+from tflic import classical
 from tflic import data
 from tflic import images
 from tflic import metrics
@@ -125,7 +125,7 @@ def codec_settings(names, qualities=None):
                      "is not among the codecs evaluated")
   settings = []
   for name in dict.fromkeys(names):
-    codec = codecs.get(name)
+    codec = classical.get(name)
     codec.require()  # a missing plugin is one message, before any work
     for q in dict.fromkeys(qualities.get(name) or codec.qualities):
       codec.options(q, (512, 512, 3))  # checks the value before any work
@@ -458,9 +458,9 @@ def plot(means, title, anchor=None, references=None):
   from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
   figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
   for curve, points in curves(means, references).items():
-    classical = curve in codecs.CODECS
+    classical = curve in classical.CODECS
     published = curve in (references or {})
-    label = curve + (f" {codecs.CODECS[curve].chroma}" if classical else "")
+    label = curve + (f" {classical.CODECS[curve].chroma}" if classical else "")
     label += " (published)" if published else ""
     label += " (anchor)" if curve == anchor else ""
     style = ":^" if published else "--o" if classical else "-s"

@@ -26,7 +26,8 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
   if os.path.exists(export_dir) and not overwrite:
     raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
   codec = codec_lib.Codec(model, calibration, memory_budget)
-  slimd = getattr(model, "slimd", None)  # SLIMD's tile, alphabet, entries
+  model = codec.model  # frozen, with its tiles
+  slimd = model.slimd  # SLIMD's tile, alphabet, entries
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
@@ -37,7 +38,8 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
     info = dict(name=name, config=model.get_config(), model=type(model).__name__,
                 model_id=bytes(codec.model_id.numpy()).hex(),
                 multiple=model.multiple, pad_mode=model.pad_mode,
-                num_streams=model.num_streams, memory_budget=memory_budget,
+                num_streams=model.latent_codec.num_streams,
+                memory_budget=memory_budget,
                 slimd=slimd.get_config() if slimd else None,
                 tiles=model.tiles)
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)

@@ -1,4 +1,5 @@
-"""Image files ↔ uint8 RGB arrays, and atomic output files.
+"""Image files ↔ uint8 RGB arrays, atomic output files, and padding an
+image to a model's multiple.
 
 Reading converts what tflic does not code natively, with a notice: grayscale
 and palette images to RGB, alpha dropped, 16-bit reduced to 8 bits, CMYK and
@@ -8,6 +9,7 @@ import os
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 
@@ -104,3 +106,28 @@ def write_image(path, array, overwrite=False):
 
 def write_bytes(path, data, overwrite=False):
   atomic_write(path, lambda f: f.write(data), overwrite)
+
+
+def pad_to_multiple(image, multiple, mode="edge"):
+  """Pads [H, W, C] on the bottom/right to sides that are multiples of
+  `multiple`, by repeating the edge pixels ("edge") or mirroring the image
+  about its last row/column ("reflect", without repeating it: ..., a, b, c, b,
+  a, b, ...). Works for any size, 1×1 included, and any amount of padding;
+  an image whose sides are multiples already is returned as is (no copy)."""
+  if mode not in ("edge", "reflect"):
+    raise ValueError(f"mode must be 'edge' or 'reflect', not {mode!r}")
+  shape = tf.shape(image)
+  padded = -(-shape[:2] // multiple) * multiple
+
+  def indices(size, n):
+    i = tf.range(size)
+    if mode == "edge":
+      return tf.minimum(i, n - 1)
+    period = tf.maximum(2 * (n - 1), 1)  # n == 1: every index is 0
+    r = i % period
+    return tf.minimum(r, period - r)
+
+  rows = indices(padded[0], shape[0])
+  cols = indices(padded[1], shape[1])
+  return tf.cond(tf.reduce_all(padded == shape[:2]), lambda: image,
+                 lambda: tf.gather(tf.gather(image, rows, axis=0), cols, axis=1))

@@ -18,7 +18,6 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tflic import codec
 from tflic import data
 from tflic import images as images_lib
 from tflic.entropy import slimd
@@ -41,7 +40,8 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
     raise ValueError(f"--slimd_entries must be 1 … {slimd.MAX_ENTRIES}")
   if tile < 1 or radius < 1:
     raise ValueError("--slimd_tile and --slimd_radius must be positive")
-  model.factorized_prior.freeze()
+  model = model.clone()
+  model.latent_codec.factorized_codec.freeze()
   files = data.image_files(train_data)
   counts, columns = [], []
   for i, path in enumerate(files):
@@ -61,7 +61,7 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
           lambda i, value: progress(
               f"iteration {i + 1}: eq. 2 = {value / len(q):.4f} bits per "
               "symbol (mean KL)")))
-  channels = model.factorized_prior.channels
+  channels = model.latent_codec.factorized_codec.channels
   uniform = slimd.Slimd(dictionary, np.zeros([channels, 256]), tile, radius)
   index_counts = np.zeros([channels, 256], np.int64)
   same_counts = np.zeros(2, np.int64)
@@ -85,10 +85,11 @@ def fit(model, model_dir, train_data, entries=slimd.MAX_ENTRIES,
 
 def tile_counts(model, image, tile, radius):
   """(The symbol counts [tiles, C, B] of the tensor the factorized prior
-  codes for a uint8 image [H, W, 3], tiles per row) (the model frozen)."""
-  x = codec.pad_to_multiple(tf.constant(image), model.multiple,
-                            model.pad_mode)[None]
-  symbols = model.factorized_prior.symbols(model.factorized_latent(x))[0]
+  codes for a uint8 image [H, W, 3], tiles per row) (its prior frozen)."""
+  x = images_lib.pad_to_multiple(tf.constant(image), model.multiple,
+                                 model.pad_mode)[None]
+  prior = model.latent_codec.factorized_codec.prior_codec
+  symbols = prior.symbols(model.factorized_tensor(x))[0]
   return (slimd.tile_histograms(symbols, tile, radius),
           -(-int(symbols.shape[1]) // tile))
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from tflic import data
 from tflic import models
+from tflic.models.base import checkpoint_root
 
 CONFIG_FILE = "config.json"
 DIVERGENCE_WINDOW = 5  # logged losses averaged by the divergence check
@@ -111,7 +112,8 @@ def load(model_dir, **overrides):
   latest = tf.train.latest_checkpoint(model_dir)
   if latest is None:
     raise ValueError(f"no checkpoint in {model_dir}")
-  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+  tf.train.Checkpoint(model=checkpoint_root(model, latest)).restore(
+      latest).expect_partial()
   return model
 
 
@@ -204,7 +206,11 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
   if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    # A run begun before latent codecs resumes through its old names.
+    tf.train.Checkpoint(
+        model=checkpoint_root(model, manager.latest_checkpoint),
+        optimizer=model.optimizer).restore(
+            manager.latest_checkpoint).assert_existing_objects_matched()
   step = int(model.optimizer.iterations.numpy())
   model.optimizer.learning_rate.assign(rate_at(step))  # the flags win on resume
   logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",

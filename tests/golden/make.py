@@ -31,6 +31,7 @@ from tflic import images as images_lib
 from tflic import slimd_fit
 from tflic import train
 from tflic.entropy import slimd
+from tflic.models.base import checkpoint_root
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SMALL = dict(num_filters=8, latent_channels=8, hyper_channels=8)
@@ -72,8 +73,11 @@ def load(variant):
   with open(os.path.join(folder, "config.json")) as f:
     config = json.load(f)
   model = train.build(config["model"], config["args"])
-  tf.train.Checkpoint(model=model).read(
-      os.path.join(folder, "model")).expect_partial()
+  path = os.path.join(folder, "model")
+  # Written before latent codecs: read through the old names, as users'
+  # runs of that time are.
+  tf.train.Checkpoint(model=checkpoint_root(model, path)).read(
+      path).assert_existing_objects_matched()
   if os.path.exists(os.path.join(folder, slimd_fit.FILE)):
     stored = np.load(os.path.join(folder, slimd_fit.FILE))
     model.use_slimd(slimd.Slimd(

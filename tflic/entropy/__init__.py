@@ -1,5 +1,4 @@
-"""Entropy models: each gives likelihoods for training and the matching range coder."""
-from tflic.entropy.factorized import FactorizedPrior
-from tflic.entropy.gaussian import GaussianConditional
-
-__all__ = ["FactorizedPrior", "GaussianConditional"]
+"""Entropy coding on exact integers: the range coding tables and coders
+(Gaussian rows, bisection for mixtures, bounded escapes, bands), the
+entropy-parameter path and its serial loop, the global reference search,
+SLIMD's coder. The latent codecs (`tflic.latent_codecs`) compose them."""

@@ -12,7 +12,8 @@ model keeps what it needs in its state (e.g. TensorArray buffers of decoded
 latents, written at O(1) and read at O(neighbours) per position, so time
 grows linearly with the latent area) and splits its work in two: `row` once
 per row (what depends only on the rows above, for the whole row at once) and
-`step` per position.
+`step` per position; and what depends on a band of rows (ψ) once per
+band (`bands.rows_per_band`), so that it does not grow with the image.
 """
 
 import collections
@@ -20,13 +21,15 @@ import collections
 import tensorflow as tf
 
 from tflic import bitstream
+from tflic.entropy import bands
 
-Scan = collections.namedtuple("Scan", "state row step decoded")
+Scan = collections.namedtuple("Scan", "state band row step decoded")
 Scan.__doc__ = """What a model computes in `raster_scan`: the initial state;
-row(y, state) → what `step` needs of row y; step(y, x, row, state) → (the
-distribution parameters of the C channels at (y, x), as the coder takes
-them; finish), where finish(ŷ [C] int32) → the next state; decoded(state)
-→ ŷ [h, w, C] int32."""
+band(start, stop) → what `row` needs of the rows [start, stop);
+row(y, state, band, start) → what `step` needs of row y; step(y, x, row,
+state) → (the distribution parameters of the C channels at (y, x), as the
+coder takes them; finish), where finish(ŷ [C] int32) → the next state;
+decoded(state) → ŷ [h, w, C] int32."""
 
 
 def neighbour_slots(height, width, offsets):
@@ -72,8 +75,8 @@ def raster_scan(scan, coder, handle, height, width, symbols=None):
   if symbols is not None:
     symbols = tf.reshape(symbols, [height * width, -1])
 
-  def row(y, handle, state, outside):
-    features = scan.row(y, state)
+  def row(y, handle, state, outside, band, start):
+    features = scan.row(y, state, band, start)
 
     def position(x, handle, state, outside):
       params, finish = scan.step(y, x, features, state)
@@ -90,12 +93,16 @@ def raster_scan(scan, coder, handle, height, width, symbols=None):
     _, handle, state, outside = tf.while_loop(
         lambda x, *_: x < width, position,
         (tf.constant(0), handle, state, outside), parallel_iterations=1)
-    return y + 1, handle, state, outside
+    return y + 1, handle, state, outside, band, start
 
-  _, handle, state, outside = tf.while_loop(
-      lambda y, *_: y < height, row,
-      (tf.constant(0), handle, scan.state, tf.constant(False)),
-      parallel_iterations=1)
+  def band(loop, start, stop):
+    features = scan.band(start, stop)
+    return tf.while_loop(
+        lambda y, *_: y < stop, row, (start,) + loop + (features, start),
+        parallel_iterations=1)[1:4]
+
+  handle, state, outside = bands.each(
+      (handle, scan.state, tf.constant(False)), height, width, band)
   with tf.control_dependencies([bitstream.require(~outside,
                                                   bitstream.OUT_OF_RANGE)]):
     return handle, scan.decoded(state)

@@ -5,7 +5,9 @@ factorized tensors, SLIMD's code tensor) codes it in bands of
 `rows_per_band(width)` rows of about `POSITIONS` positions, one coding call
 per band (its bins, then its escapes: `escape.py`), so that what a decoder
 holds besides the latent itself (row indices, parameters, coder outputs)
-does not grow with the image. The band height is part of the format.
+does not grow with the image. The band height is part of the format. The
+serial decoders and the encoders work in the same bands, for memory (the
+hyper features ψ of a band are computed when the band is reached).
 """
 
 import tensorflow as tf
@@ -18,31 +20,31 @@ def rows_per_band(width):
   return tf.maximum(POSITIONS // width, 1)
 
 
-def encode(handle, height, width, code):
-  """code(handle, start, stop) → handle, for the bands [start, stop) in
-  order."""
+def each(state, height, width, body):
+  """state = body(state, start, stop) for the bands [start, stop) of a
+  latent of height × width positions, in order → the last state."""
   rows = rows_per_band(width)
 
-  def band(start, handle):
+  def band(start, state):
     stop = tf.minimum(start + rows, height)
-    return stop, code(handle, start, stop)
+    return stop, body(state, start, stop)
   return tf.while_loop(lambda start, _: start < height, band,
-                       (tf.constant(0), handle), parallel_iterations=1)[1]
+                       (tf.constant(0), state), parallel_iterations=1)[1]
 
 
-def decode(handle, height, width, code, dtype=tf.int32):
-  """code(handle, start, stop) → (handle, the band's rows [stop − start,
-  width, ...]) for the bands in order → (handle, the rows stacked)."""
+def collect(state, height, width, body, dtype=tf.int32):
+  """body(state, start, stop) → (state, the band's rows [stop − start, ...])
+  for the bands in order → (the last state, the rows stacked)."""
   rows = rows_per_band(width)
 
-  def band(i, handle, parts):
+  def band(i, state, parts):
     start = i * rows
-    handle, part = code(handle, start, tf.minimum(start + rows, height))
-    return i + 1, handle, parts.write(i, part)
+    state, part = body(state, start, tf.minimum(start + rows, height))
+    return i + 1, state, parts.write(i, part)
   count = (height + rows - 1) // rows
-  _, handle, parts = tf.while_loop(
+  _, state, parts = tf.while_loop(
       lambda i, *_: i < count, band,
-      (tf.constant(0), handle, tf.TensorArray(dtype, size=count,
-                                              infer_shape=False)),
+      (tf.constant(0), state, tf.TensorArray(dtype, size=count,
+                                             infer_shape=False)),
       parallel_iterations=1)
-  return handle, parts.concat()
+  return state, parts.concat()

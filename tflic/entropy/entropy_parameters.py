@@ -1,20 +1,21 @@
-"""The entropy-parameter path of the hyperprior and context models (Minnen,
-Ballé and Toderici 2018, Fig. 4; Cheng et al. 2020, Fig. 2): hyper features
-ψ = h_s(ẑ), a causal context φ from ŷ (masked convolutions, raster order),
-and a pointwise network on [φ, ψ] that gives each element's distribution
-parameters (without context and network, h_s gives them: the hyperprior).
-Several such context + network branches may each give a share of the
-parameters (Wen et al. 2019, §2.3: one for μ, one for σ on |ŷ|).
+"""The entropy-parameter path of the context models (Minnen, Ballé and
+Toderici 2018, Fig. 4; Cheng et al. 2020, Fig. 2): a causal context φ from
+ŷ (masked convolutions, raster order) and a pointwise network on [φ, ψ],
+ψ = h_s(ẑ) the hyper features, that gives each element's distribution
+parameters. Several such context + network branches may each give a share
+of the parameters (Wen et al. 2019, §2.3: one for μ, one for σ on |ŷ|).
+Also the integer conversion every parameter network uses (`convert_chain`,
+`head`: h_s of the hyperprior too, `latent_codecs.hyperprior`).
 
 One object, three forms made from the same layers:
 - float (`call`): what training differentiates;
-- integer, in parallel (`hyper`, `parallel`): after `freeze`, every layer is
+- integer, in parallel (`parallel`): after `freeze`, every layer is
   an integer network (`layers.integer`), calibrated on latents of real
   images; the parameters come out as integers (means in units of
   2^−MEAN_BITS, scale indices, mixture logits) and select coder rows by
   integer arithmetic only, so every machine codes with the same rows;
-- integer, serial (`start`/`row`/`step`/`decoded` for
-  `autoregressive.raster_scan`): the same integers, position by position.
+- integer, serial (`serial`, for `autoregressive.raster_scan`): the same
+  integers, position by position.
   The rows-above part of each masked convolution and the ψ part of the first
   network layer are computed for a whole row (or image) at once; per position
   only the left neighbours and the small 1×1 layers remain. Being exact
@@ -53,7 +54,7 @@ def head(kinds):
               low=spec[:, 2], high=spec[:, 3])
 
 
-def _max_abs(tensors):
+def max_abs(tensors):
   """Per-channel largest magnitude over a list of tensors [..., C]."""
   return np.max([np.abs(t.numpy()).reshape(-1, t.shape[-1]).max(0)
                  for t in tensors], 0)
@@ -71,7 +72,7 @@ def convert_chain(layers, inputs, input_scale, input_max, head_spec=None):
       spec = head_spec
       limit = np.maximum(np.abs(spec["low"]), np.abs(spec["high"]))
     else:
-      spec = dict(output_scale=integer.hidden_scale(_max_abs(outputs)[None]))
+      spec = dict(output_scale=integer.hidden_scale(max_abs(outputs)[None]))
       limit = integer.activation_max()
     converted.append(integer.convert(layer, input_scale, input_max, **spec))
     input_scale, input_max, inputs = spec["output_scale"], limit, outputs
@@ -185,23 +186,42 @@ class CausalContext:
     return context, buffers
 
 
+def kinds(split, parameters):
+  """The kind ("logit", "mean", "log_scale") of each of `parameters`
+  output channels of a network whose outputs `split` cuts into (logits or
+  None, means, log σ)."""
+  logits, means, log_scales = split(tf.range(parameters)[None])
+  result = np.empty(parameters, object)
+  for kind, index in (("logit", logits), ("mean", means),
+                      ("log_scale", log_scales)):
+    if index is not None:
+      result[index.numpy().reshape(-1)] = kind
+  return result
+
+
+def distribution(split, params):
+  """Integer parameters → what the coder takes: (means, scales) for K = 1
+  (`GaussianTable`), else (logits, means, scales) [..., C, K]
+  (`BisectionCoder`)."""
+  logits, means, log_scales = split(params)
+  if logits is None:
+    return means[..., 0], log_scales[..., 0]
+  return logits, means, log_scales
+
+
 class EntropyParameters(tf.keras.layers.Layer):
-  """hyper_synthesis: ẑ → ψ (a Sequential of convolutions); context: masked
-  convolutions, the first (type A) on ŷ, each next one on the previous
-  one's output; network: a Sequential of 1×1 convolutions on [φ, ψ] (φ: the
-  last context output); split(params) → (logits or None, means, log σ), each
-  [..., C, K], of the mixture (K = 1: a Gaussian) the parameters stand for.
+  """Context + network branches: each a causal context (masked
+  convolutions, the first type A on ŷ, or on |ŷ| if `absolute`, each next
+  one on the previous one's output) and a network (a Sequential of 1×1
+  convolutions) on [φ, ψ] (φ: the context's last output, ψ: the hyper
+  features); the branches' outputs are concatenated into the parameters,
+  which `split` cuts into (logits or None, means, log σ), each [..., C, K],
+  of the mixture (K = 1: a Gaussian) they stand for. One branch: Minnen
+  2018's context model; two: the separate mean and scale models of Wen et
+  al. 2019 (§2.3)."""
 
-  branches: instead of (context, network), several (context, network,
-  absolute) whose outputs are concatenated, each context on ŷ or (absolute)
-  on |ŷ|: the separate mean and scale models of Wen et al. 2019 (§2.3)."""
-
-  def __init__(self, hyper_synthesis, context=(), network=None, split=None,
-               branches=None, **kwargs):
+  def __init__(self, branches, split, **kwargs):
     super().__init__(**kwargs)
-    self.hyper_synthesis = hyper_synthesis
-    if branches is None:
-      branches = [(context, network, False)] if context else []
     self.contexts = [list(c) for c, _, _ in branches]
     self.networks = [n for _, n, _ in branches]
     self.absolute = [a for _, _, a in branches]
@@ -209,168 +229,109 @@ class EntropyParameters(tf.keras.layers.Layer):
       raise ValueError("the first branch's context must read ŷ itself")
     self.split = split
 
-  def call(self, z_hat, y_hat=None):
-    """Float parameters [B, H, W, P] from ẑ and ŷ (training)."""
-    hyper = self.hyper_synthesis(z_hat)
-    if not self.networks:
-      return hyper
+  def call(self, psi, y_hat):
+    """Float parameters [B, H, W, P] from ψ and ŷ (training)."""
     outputs = []
     for context, network, absolute in zip(self.contexts, self.networks,
                                           self.absolute):
       phi = tf.abs(y_hat) if absolute else y_hat
       for layer in context:
         phi = layer(phi)
-      outputs.append(network(tf.concat([phi, hyper], -1)))
+      outputs.append(network(tf.concat([phi, psi], -1)))
     return tf.concat(outputs, -1)
 
   # -- conversion -------------------------------------------------------------
-  def kinds(self, parameters):
-    """The kind of each of the `parameters` output channels, from `split`."""
-    logits, means, log_scales = self.split(tf.range(parameters)[None])
-    kinds = np.empty(parameters, object)
-    for kind, index in (("logit", logits), ("mean", means),
-                        ("log_scale", log_scales)):
-      if index is not None:
-        kinds[index.numpy().reshape(-1)] = kind
-    return kinds
-
-  def freeze_hyper(self, z_hats, z_offset, head_spec=None):
-    """Converts h_s, calibrated on a list of ẑ; z_offset [C_z]: ẑ's
-    quantization offset (ẑ = integer + offset). Returns (ψ scale, ψ max,
-    float ψ)."""
-    z_scale = integer.power_of_two_scale(_max_abs(z_hats)[None])
-    self.z_multiplier = tf.Variable(int(round(1 / z_scale)), dtype=tf.int32,
-                                    trainable=False, name="z_multiplier")
-    self.z_offset = tf.Variable(np.round(np.asarray(z_offset) / z_scale),
-                                dtype=tf.int32, trainable=False,
-                                name="z_offset")
-    self.integer_hyper, scale, limit, hypers = convert_chain(
-        self.hyper_synthesis.layers, z_hats, z_scale,
-        integer.activation_max(), head_spec)
-    return scale, limit, hypers
-
-  def freeze_context(self, y_hats, branch=0):
-    """Converts a branch's masked convolutions, calibrated on a list of ŷ.
-    Returns (φ scale, φ max, float φ)."""
-    absolute = self.absolute[branch]
-    integer_layers, scale, limit, contexts = convert_chain(
-        self.contexts[branch], [tf.abs(y) if absolute else y for y in y_hats],
-        1., Y_MAX)
-    causals = self.causals[:branch] if branch else []
-    # Assigned whole, so that Keras tracks the new layers' variables.
-    self.integer_contexts = [c.integer_layers for c in causals] + [
-        integer_layers]
-    self.causals = causals + [CausalContext(self.contexts[branch],
-                                            integer_layers, absolute)]
-    return scale, limit, contexts
-
-  @property
-  def causal(self):
-    """The first branch's `CausalContext` (after `freeze`)."""
-    return self.causals[0]
-
-  def freeze(self, y_hats, z_hats, z_offset):
-    """Converts the path to integers, calibrated on lists of ŷ and ẑ of real
-    images (see `freeze_hyper`)."""
-    if not self.networks:
-      self.freeze_hyper(z_hats, z_offset, head(self.kinds(
-          self.hyper_synthesis.layers[-1].filters)))
-      return
-    hyper_scale, hyper_max, hypers = self.freeze_hyper(z_hats, z_offset)
+  def freeze(self, y_hats, psis, psi_scale, psi_max):
+    """Converts the branches to integer networks, calibrated on lists of ŷ
+    and float ψ of real images; ψ's integers stand for ψ / psi_scale, at
+    most psi_max."""
     widths = [n.layers[-1].filters for n in self.networks]
-    kinds = np.split(self.kinds(sum(widths)), np.cumsum(widths)[:-1])
-    integer_networks = []
+    kind = np.split(kinds(self.split, sum(widths)), np.cumsum(widths)[:-1])
+    causals, integer_contexts, integer_networks = [], [], []
     for branch, network in enumerate(self.networks):
-      scale, limit, contexts = self.freeze_context(y_hats, branch)
+      absolute = self.absolute[branch]
+      layers, scale, limit, contexts = convert_chain(
+          self.contexts[branch],
+          [tf.abs(y) if absolute else y for y in y_hats], 1., Y_MAX)
+      causals.append(CausalContext(self.contexts[branch], layers, absolute))
+      integer_contexts.append(layers)
       integer_networks.append(convert_chain(
           network.layers,
-          [tf.concat(pair, -1) for pair in zip(contexts, hypers)],
+          [tf.concat(pair, -1) for pair in zip(contexts, psis)],
           *concatenated((contexts[0].shape[-1], scale, limit),
-                        (hypers[0].shape[-1], hyper_scale, hyper_max)),
-          head(kinds[branch]))[0])
+                        (psis[0].shape[-1], psi_scale, psi_max)),
+          head(kind[branch]))[0])
+    # Assigned whole, so that Keras tracks the new layers' variables.
+    self.integer_contexts = integer_contexts
     self.integer_networks = integer_networks
+    self.causals = causals
+
+  @property
+  def rows_above(self):
+    """How many rows above a position its parameters read."""
+    return max(c.rows_above for c in self.causals)
 
   # -- integer form, in parallel ----------------------------------------------
-  def hyper(self, z_symbols):
-    """ψ (integers) from ẑ's integer symbols [B, h, w, C_z] (int32)."""
-    limit = integer.activation_max()
-    # Clipped first, so that no product overflows int32 (a forged ẑ may
-    # hold any symbol the factorized prior codes).
-    reach = limit // self.z_multiplier + 2  # z_offset: at most half of it
-    x = tf.clip_by_value(
-        tf.clip_by_value(z_symbols, -reach, reach) * self.z_multiplier +
-        self.z_offset, -limit, limit)
-    for layer in self.integer_hyper:
-      x = layer(x)
-    return x
-
-  def parallel(self, y_symbols, hyper):
+  def parallel(self, y_symbols, psi):
     """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once."""
-    if not self.networks:
-      return hyper
     outputs = []
     for causal, network in zip(self.causals, self.integer_networks):
       first, *rest = network
       c = causal.channels
       x = first.requantize(
           first.accumulate(causal.parallel(y_symbols), (0, c), bias=False) +
-          first.accumulate(hyper, (c, first.kernel.shape[2])))
+          first.accumulate(psi, (c, first.kernel.shape[2])))
       for layer in rest:
         x = layer(x)
       outputs.append(x)
     return tf.concat(outputs, -1)
 
-  def parallel_rows(self, y_symbols, hyper, start, stop):
+  def parallel_rows(self, y_symbols, psi_rows, start, stop):
     """`parallel` for rows [start, stop) only (the same integers), from the
-    rows of ŷ their context reads: memory bounded by the band, not the
-    image."""
-    above = max([c.rows_above for c in self.causals] if self.networks else [0])
-    first = tf.maximum(start - above, 0)
-    params = self.parallel(y_symbols[:, first:stop], hyper[:, first:stop])
+    rows of ŷ their context reads and ψ_rows(first, stop): memory bounded
+    by the band, not the image."""
+    first = tf.maximum(start - self.rows_above, 0)
+    params = self.parallel(y_symbols[:, first:stop], psi_rows(first, stop))
     return params[:, start - first:]
 
-  def distribution(self, params):
-    """Integer parameters → what the coder takes: (means, scales) for K = 1
-    (`GaussianTable`), else (logits, means, scales) [..., C, K]
-    (`BisectionCoder`)."""
-    logits, means, log_scales = self.split(params)
-    if logits is None:
-      return means[..., 0], log_scales[..., 0]
-    return logits, means, log_scales
-
   # -- integer form, serial (autoregressive.raster_scan) ----------------------
-  def serial(self, hyper):
-    """The `autoregressive.Scan` of the parameters given ψ [h, w, ·]
-    (integers): each branch's causal context position by position, ψ's part
-    of its network's first layer computed for the whole image."""
-    height, width = tf.shape(hyper)[0], tf.shape(hyper)[1]
+  def serial(self, psi_rows, height, width):
+    """The `autoregressive.Scan` of the parameters, ψ given by rows
+    (psi_rows(start, stop) → [1, stop − start, w, ·] integers): each
+    branch's causal context position by position, ψ's part of its network's
+    first layer computed per band of rows."""
     branches, state = [], []
     for causal, network in zip(self.causals, self.integer_networks):
       constants, buffers = causal.start(height, width)
-      first = network[0]
-      branches.append((causal, constants, first.accumulate(
-          hyper[None], (causal.channels, first.kernel.shape[2]))[0],
+      branches.append((causal, constants, network[0],
                        dense_chain(network, [causal.channels])))
       state.append(buffers)
 
-    def row(y, state):
-      return [(causal.row(y, constants, buffers), psi[y]) for
-              (causal, constants, psi, _), buffers in zip(branches, state)]
+    def band(start, stop):
+      psi = psi_rows(start, stop)
+      return [first.accumulate(psi, (causal.channels,
+                                     first.kernel.shape[2]))[0]
+              for causal, _, first, _ in branches]
+
+    def row(y, state, band_features, start):
+      return [(causal.row(y, constants, buffers), psi[y - start]) for
+              (causal, constants, _, _), buffers, psi in zip(
+                  branches, state, band_features)]
 
     def step(y, x, rows, state):
       p = y * width + x
       outputs, state = [], list(state)
-      for i, ((causal, constants, _, network), (accumulators, hyper_row)) in (
+      for i, ((causal, constants, _, network), (accumulators, psi_row)) in (
           enumerate(zip(branches, rows))):
         context, state[i] = causal.step(p, x, accumulators, constants,
                                         state[i])
-        outputs.append(network([context], hyper_row[x][None])[0])
+        outputs.append(network([context], psi_row[x][None])[0])
 
       def finish(value):
         return [[buffers[0].write(p + 1, causal.prepare(value))] + buffers[1:]
                 for (causal, *_), buffers in zip(branches, state)]
-      return self.distribution(tf.concat(outputs, -1)), finish
+      return distribution(self.split, tf.concat(outputs, -1)), finish
 
     def decoded(state):
       return tf.reshape(state[0][0].stack()[1:], [height, width, -1])
-    return autoregressive.Scan(state, row, step, decoded)
+    return autoregressive.Scan(state, band, row, step, decoded)

@@ -20,6 +20,9 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 PRECISION = 16
+# The integers the factorized coders code (a factorized prior, SLIMD): the
+# encoder clips to them, so a forged stream cannot decode beyond them.
+FACTORIZED_RANGE = (-(1 << 15), (1 << 15) - 1)
 
 
 def uniform_row(count, precision=PRECISION):

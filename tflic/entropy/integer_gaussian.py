@@ -24,7 +24,7 @@ import tensorflow as tf
 from tflic.entropy import escape
 from tflic.entropy import mixture
 
-SCALE_MIN = .11
+SCALE_MIN = mixture.SCALE_MIN
 SCALE_MAX = 256.
 NUM_SCALES = 256
 MEAN_BITS = 6

@@ -6,8 +6,10 @@ below its lower edge) and the highest all mass above it (CDF 1 above)."""
 import math
 
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 LOW, HIGH = -255, 256
+SCALE_MIN = .11  # the smallest σ, as the scale grid's (`integer_gaussian`)
 _SQRT_HALF = math.sqrt(.5)
 
 
@@ -44,3 +46,50 @@ def likelihood(values, weights, means, scales, low=LOW, high=HIGH):
   mass = interval_mass(*edge_tails(v - .5, means, scales, low, high),
                        *edge_tails(v + .5, means, scales, low, high))
   return tf.reduce_sum(weights * mass, -1)
+
+
+def quantize(y):
+  """ŷ = round(y), clipped to [LOW, HIGH], with straight-through gradients:
+  what the context models see in training and in coding alike."""
+  clipped = tf.clip_by_value(y, LOW, HIGH)
+  return clipped + tf.stop_gradient(tf.round(clipped) - clipped)
+
+
+def symbols(y):
+  """The integers ŷ of `quantize` (int32)."""
+  return tf.cast(tf.round(tf.clip_by_value(y, LOW, HIGH)), tf.int32)
+
+
+def noisy(y):
+  """The training stand-in for ŷ in the rate term: y clipped to the coded
+  range (as coding clips it), plus uniform noise. Beyond the range the rate
+  is that of the edge symbol, which takes the tail mass, not the ~30 bits of
+  a zero likelihood without a gradient."""
+  clipped = tf.clip_by_value(y, LOW, HIGH)
+  return clipped + tf.random.uniform(tf.shape(y), -.5, .5)
+
+
+def bits(values, weights, means, scales):
+  """−log2 p(values) summed per image (p bounded below by 1e-9)."""
+  p = likelihood(values, weights, means, scales)
+  return -tf.reduce_sum(tf.math.log(tfc.lower_bound(p, 1e-9)),
+                        [1, 2, 3]) / tf.math.log(2.)
+
+
+def scale(log_scale):
+  """σ = exp(log σ), bounded below like the tfc examples' smallest scale."""
+  return tfc.lower_bound(tf.exp(log_scale), SCALE_MIN)
+
+
+def softmax(logits):
+  """Softmax over the last axis as exp/sum."""
+  e = tf.exp(logits - tf.reduce_max(logits, -1, keepdims=True))
+  return e / tf.reduce_sum(e, -1, keepdims=True)
+
+
+def distribution(split, params):
+  """Float parameters → (weights, means, scales), each [..., M, K], of the
+  mixture that `split` cuts them into (no logits: one component)."""
+  logits, means, log_scales = split(params)
+  weights = tf.ones_like(means) if logits is None else softmax(logits)
+  return weights, means, scale(log_scales)

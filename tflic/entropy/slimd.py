@@ -50,7 +50,6 @@ from tflic import bitstream
 from tflic.entropy import bands
 from tflic.entropy import bisection
 from tflic.entropy import escape
-from tflic.entropy import factorized
 
 TILE = 16  # T, the paper's
 RADIUS = 15  # R: symbols −15 … 15 and the escape, 32 bins
@@ -165,8 +164,9 @@ class Slimd(tf.Module):
     weights = np.round(dictionary / dictionary.sum(1, keepdims=True)
                        * (1 << 24)).astype(np.int64)
     cdf = integer_cdf(weights)
-    self.code_rows = escape.EscapeTable(list(cdf.numpy()), factorized.LOW,
-                                        factorized.HIGH, name="code_rows")
+    self.code_rows = escape.EscapeTable(list(cdf.numpy()),
+                                        *escape.FACTORIZED_RANGE,
+                                        name="code_rows")
     self.dictionary_lengths = tf.Variable(code_lengths(cdf), trainable=False,
                                           name="dictionary_lengths")
     counts = np.zeros([self.channels, 256], np.int64)
@@ -337,8 +337,8 @@ class Slimd(tf.Module):
     rows = self._element_rows(indices, tf.shape(symbols))
     code = lambda handle, start, stop: self.code_rows.encode(
         handle, rows[start:stop], symbols[start:stop], -self.radius, lookup)
-    handle = bands.encode(tfc.create_range_encoder([], lookup[0]),
-                          tf.shape(symbols)[0], tf.shape(symbols)[1], code)
+    handle = bands.each(tfc.create_range_encoder([], lookup[0]),
+                        tf.shape(symbols)[0], tf.shape(symbols)[1], code)
     return side, tfc.entropy_encode_finalize(handle)
 
   def decode(self, side, code, height, width):
@@ -381,8 +381,8 @@ class Slimd(tf.Module):
       rows = self._element_rows(indices, tf.stack([height, width, channels]))
       band = lambda handle, start, stop: self.code_rows.decode(
           handle, rows[start:stop], -self.radius, lookup)
-      values = bands.decode(tfc.create_range_decoder(code, lookup[0]),
-                            height, width, band)[1]
+      values = bands.collect(tfc.create_range_decoder(code, lookup[0]),
+                             height, width, band)[1]
     return tf.reshape(values, [height, width, channels])
 
   def get_config(self):

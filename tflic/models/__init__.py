@@ -1,10 +1,10 @@
-"""The codecs, by name. `create(name, **args)` builds one; `names()` lists them."""
+"""The models, by name. `create(name, **args)` builds one; `names()` lists them."""
 
 import inspect
 
-from tflic.models.balle2017 import Balle2017
 from tflic.models.base import CompressionModel
 from tflic.models.cheng2020 import Cheng2020
+from tflic.models.factorized import Factorized
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
 from tflic.models.qian2021 import Qian2021
@@ -12,7 +12,7 @@ from tflic.models.wen2019 import Wen2019
 
 REGISTRY = {
     "cheng2020": Cheng2020,
-    "factorized": Balle2017,
+    "factorized": Factorized,
     "hyperprior": Hyperprior,
     "joint": Joint,
     "qian2021": Qian2021,

@@ -1,9 +1,11 @@
-"""The base of every codec: the rate–distortion objective and the coding interface."""
+"""The base of every model: the rate–distortion objective, the transforms
+over tiles, and coding through the model's latent codec."""
 
 import tensorflow as tf
 
 from tflic import metrics
 from tflic import tiling
+from tflic.latent_codecs.slimd import SlimdCodec
 
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
@@ -11,7 +13,8 @@ CODING_DEVICE = "/cpu:0"
 
 
 class CompressionModel(tf.keras.Model):
-  """A learned image codec trained on L = R + λ·D (Ballé et al. 2017, eq. 2).
+  """A learned image codec trained on L = R + λ·D (Ballé et al. 2017, eq. 2):
+  the transforms and one latent codec (`tflic.latent_codecs`).
 
   R is the rate in bits per pixel, estimated with additive uniform noise; the
   synthesis sees straight-through rounded latents. D is the MSE on the 0..255
@@ -20,13 +23,10 @@ class CompressionModel(tf.keras.Model):
   Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
   "edge" repeats the last row/column, "reflect" mirrors), `halo` (latent
   positions that cover the receptive fields of g_a and g_s, see `tiling`),
-  have the transforms `analysis` and `synthesis`, and implement `call`,
-  `encode_latents` (g_a through `analyze`), `decode_latents` and `freeze`.
-  `factorized_prior` is the prior that codes `factorized_latent` without
-  context, the tensor SLIMD can code (`use_slimd`); by default the
-  hyperprior models' ẑ = h_a(g_a(x)) under `hyper_prior`, streams ẑ's then
-  ŷ's (`num_streams`). Images are float tensors in [0, 1] (or uint8 for
-  coding), shape [1, H, W, 3] for coding.
+  and build `analysis`, `synthesis` and `latent_codec` (which codes y =
+  analysis(x) and gives the latents the synthesis reads: "y_hat", and
+  "z_hat" for hyperprior codecs). Images are float tensors in [0, 1] (or
+  uint8 for coding), shape [1, H, W, 3] for coding.
   """
 
   multiple = 16
@@ -36,6 +36,9 @@ class CompressionModel(tf.keras.Model):
   # Peak memory of g_a's and g_s's tiles over their probes' largest layer
   # (`tiling.bytes_per_position`).
   overheads = (tiling.ANALYSIS_OVERHEAD, tiling.SYNTHESIS_OVERHEAD)
+  # The class name its model identity was first written with
+  # (`codec.fingerprint`); None: the class's own name.
+  identity = None
 
   def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(**kwargs)
@@ -46,49 +49,64 @@ class CompressionModel(tf.keras.Model):
     self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in
                      ("loss", "bpp", "mse", "psnr", "ms_ssim", "nonfinite")}
 
-  # -- to implement -------------------------------------------------------------
   def call(self, x, training=False):
     """x -> (x̂, bits per image [B])."""
-    raise NotImplementedError
+    y = self.finish_analysis(self.analysis(x))
+    latents, bits = self.latent_codec(y, training=training)
+    return self.synthesis(self.synthesis_input(latents)), bits
 
-  def encode_latents(self, x):
-    """x [1, H, W, 3] -> (list of `num_streams` scalar strings, dict of latents)."""
-    raise NotImplementedError
-
-  def decode_latents(self, streams, height, width):
-    """Streams of a padded H × W image -> dict of latents (ŷ: "y_hat", the
-    input of `synthesize`)."""
-    raise NotImplementedError
-
-  @property
-  def factorized_prior(self):
-    return self.hyper_prior
-
-  def factorized_latent(self, x):
-    """x [1, H, W, 3] -> the latent `factorized_prior` codes (ŷ or ẑ)."""
-    return self.hyper_analysis(self.analyze(x))
-
-  @property
-  def num_streams(self):
-    return self.factorized_prior.num_streams + 1  # ẑ's, then ŷ's
-
-  def use_slimd(self, coder):
-    """Codes the tensor of the factorized prior (ŷ of `factorized`, ẑ of the
-    others) with a `Slimd` coder (Minnen et al. 2018, ICIP; None: with the
-    prior's own tables)."""
-    self.factorized_prior.use_slimd(coder)
-
-  @property
-  def slimd(self):
-    """The `Slimd` coder of the factorized prior, or None."""
-    return self.factorized_prior.slimd
+  def training_step(self):
+    """The optimizer's step while training (None before `compile`)."""
+    return self.optimizer.iterations if self.optimizer else None
 
   def freeze(self, calibration):
     """Fixes the range coding tables and converts what chooses the coding
     distributions to exact integer arithmetic, calibrated on `calibration`
     (a list of images [1, H, W, 3] in [0, 1], sides multiples of
     `multiple`); needed before encode/decode_latents."""
-    raise NotImplementedError
+    self.latent_codec.freeze([self.finish_analysis(self.analysis(x))
+                              for x in calibration])
+
+  def encode_latents(self, x):
+    """x [1, H, W, 3] -> (list of the latent codec's streams, dict of
+    latents)."""
+    y = self.analyze(x)
+    with tf.device(CODING_DEVICE):
+      return self.latent_codec.encode(y)
+
+  def decode_latents(self, streams, height, width):
+    """Streams of a padded H × W image -> dict of latents (ŷ: "y_hat")."""
+    with tf.device(CODING_DEVICE):
+      return self.latent_codec.decode(
+          streams, tf.stack([height // tiling.STRIDE, width // tiling.STRIDE]))
+
+  def use_slimd(self, coder):
+    """Codes the tensor of the factorized prior (ŷ of `factorized`, ẑ of the
+    others) with SLIMD (Minnen et al. 2018, ICIP) and `coder` (an
+    `entropy.slimd.Slimd`); None: with the prior's own tables."""
+    prior = self.latent_codec.factorized_codec.prior_codec
+    codec = prior if coder is None else SlimdCodec(prior, coder)
+    self.latent_codec = self.latent_codec.replace_factorized(codec)
+
+  @property
+  def slimd(self):
+    """The SLIMD coder of the factorized tensor, or None."""
+    return getattr(self.latent_codec.factorized_codec, "coder", None)
+
+  def factorized_tensor(self, x):
+    """x [1, H, W, 3] -> the tensor the factorized prior codes (ŷ or ẑ)."""
+    return self.latent_codec.factorized_tensor(self.analyze(x))
+
+  def clone(self):
+    """A copy with its own variables, as this model is now (weights and
+    coding choices, e.g. SLIMD), unfrozen."""
+    copy = type(self)(**self.get_config())
+    copy(tf.zeros([1, self.multiple, self.multiple, 3]))
+    for target, value in zip(copy.trainable_variables,
+                             self.trainable_variables, strict=True):
+      target.assign(value)
+    copy.use_slimd(self.slimd)
+    return copy
 
   def set_memory_budget(self, budget):
     """Tiles g_a and g_s (`tiling`) so that a process coding an image needs
@@ -151,6 +169,16 @@ class CompressionModel(tf.keras.Model):
     _, bits = self(x, training=False)
     return tf.reduce_sum(bits)
 
+  def measures(self, x):
+    """The latent codec's extra figures of x (`LatentCodec.measures`)."""
+    return self.latent_codec.measures(self.finish_analysis(self.analysis(x)))
+
+  def legacy_children(self):
+    """{attribute name in checkpoints written before latent codecs: object}
+    (`restore`)."""
+    return dict(self.latent_codec.legacy_children(), analysis=self.analysis,
+                synthesis=self.synthesis)
+
   # -- training -----------------------------------------------------------------
   def rate_distortion(self, x, training):
     x_hat, bits = self(x, training=training)
@@ -211,3 +239,27 @@ class CompressionModel(tf.keras.Model):
 def to_uint8(x):
   """[0, 1] floats → uint8, rounded."""
   return tf.cast(tf.round(tf.clip_by_value(x, 0., 1.) * 255.), tf.uint8)
+
+
+class _Legacy(tf.Module):
+  """The objects of a model under the attribute names of checkpoints
+  written before latent codecs (`CompressionModel.legacy_children`)."""
+
+  def __init__(self, children):
+    super().__init__(name="model")
+    for name, value in children.items():
+      setattr(self, name, value)
+
+
+def checkpoint_root(model, path):
+  """What `tf.train.Checkpoint(model=...)` must hold to read the checkpoint
+  at `path` into `model`: the model, or for a checkpoint written before
+  latent codecs (no "model/latent_codec"), its objects under their old
+  names. The order of the trainable variables is the old one, so an
+  optimizer's state follows."""
+  names = [name for name, _ in tf.train.list_variables(path)]
+  if any(n.startswith("model/latent_codec/") for n in names):
+    return model
+  if not any(n.startswith("model/") for n in names):
+    raise ValueError(f"{path} holds no model")
+  return _Legacy(dict(model.legacy_children(), trackers=model.trackers))

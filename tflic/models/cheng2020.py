@@ -13,9 +13,10 @@ discretized Gaussian mixture of K components per element (eq. 9 and 10,
 
 import tensorflow as tf
 
+from tflic.latent_codecs import RasterContext, context_branch, hyperprior
 from tflic.layers import (Attention, ResidualBlock, ResidualBlockUpsample,
                           ResidualBlockWithStride, SubPixelConv2D)
-from tflic.models.context_model import ContextModel
+from tflic.models.base import CompressionModel
 
 
 def transforms(n):
@@ -63,42 +64,47 @@ def transforms(n):
   return analysis, synthesis, hyper_analysis, hyper_synthesis
 
 
-class Cheng2020(ContextModel):
-  """Streams: [ẑ (factorized prior), ŷ (context + hyperprior mixture)]."""
-
-  pad_mode = "reflect"
-
-  def __init__(self, num_filters=192, mixture_components=3, lmbda=0.01,
-               distortion="mse", **kwargs):
-    k = int(mixture_components)
-    if k < 1:
-      raise ValueError(f"mixture_components must be >= 1, not {k}")
-    # K = 1 needs no weights: (μ, log σ) per channel, as in CompressAI.
-    parameters = (3 * k if k > 1 else 2) * num_filters
-    self.mixture_components = k
-    # The authors' entropy-parameter network: 1×1 convolutions 640 → 640 →
-    # 9N for N = 192 (hidden widths 10N/3 for other N).
-    super().__init__(transforms(num_filters), num_filters, num_filters,
-                     parameters, hidden=(num_filters * 10 // 3,) * 2,
-                     lmbda=lmbda, distortion=distortion, **kwargs)
-    self.num_filters = num_filters
-
-  halo = 12  # g_a reaches 7 latent positions, g_s 11 (test_tiling)
-
-  def split_parameters(self, params):
-    """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
-    and K log-scales per channel (blocks of K·N; K = 1: no logits); the
-    weights are their softmax."""
-    k, c = self.mixture_components, self.latent_channels
+def mixture_split(components, channels):
+  """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
+  and K log-scales per channel (blocks of K·N; K = 1: no logits) → (logits
+  or None, means, log σ), each [..., N, K]."""
+  def split(params):
     outer = params.shape[:-1]  # static in the coding loop: no shape ops
-    shape = (outer.as_list() + [c, k] if outer.is_fully_defined()
-             else tf.concat([tf.shape(params)[:-1], [c, k]], 0))
-    if k == 1:
+    shape = (outer.as_list() + [channels, components]
+             if outer.is_fully_defined()
+             else tf.concat([tf.shape(params)[:-1], [channels, components]], 0))
+    if components == 1:
       mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
       return None, mean, log_scale
     logits, means, log_scales = (
         tf.reshape(t, shape) for t in tf.split(params, 3, -1))
     return logits, means, log_scales
+  return split
+
+
+class Cheng2020(CompressionModel):
+  """Streams: [ẑ (factorized prior), ŷ (context + hyperprior mixture)]."""
+
+  multiple = 64
+  pad_mode = "reflect"
+  halo = 12  # g_a reaches 7 latent positions, g_s 11 (test_tiling)
+
+  def __init__(self, num_filters=192, mixture_components=3, lmbda=0.01,
+               distortion="mse", **kwargs):
+    super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
+    n, k = num_filters, int(mixture_components)
+    if k < 1:
+      raise ValueError(f"mixture_components must be >= 1, not {k}")
+    self.num_filters, self.mixture_components = n, k
+    self.latent_channels = n
+    self.analysis, self.synthesis, h_a, h_s = transforms(n)
+    # K = 1 needs no weights: (μ, log σ) per channel, as in CompressAI. The
+    # authors' entropy-parameter network: 1×1 convolutions 640 → 640 → 9N
+    # for N = 192 (hidden widths 10N/3 for other N).
+    outputs = (3 * k if k > 1 else 2) * n
+    self.latent_codec = hyperprior(n, h_a, h_s, RasterContext(
+        [context_branch(n, outputs, hidden=(n * 10 // 3,) * 2)],
+        mixture_split(k, n), k))
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

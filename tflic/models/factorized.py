@@ -3,12 +3,12 @@
 
 import tensorflow as tf
 
-from tflic.entropy import FactorizedPrior
+from tflic.latent_codecs import FactorizedPrior
 from tflic.layers import analysis_stage, synthesis_stage
-from tflic.models.base import CODING_DEVICE, CompressionModel
+from tflic.models.base import CompressionModel
 
 
-class Balle2017(CompressionModel):
+class Factorized(CompressionModel):
   """Three stages of convolution, down-sampling and GDN (9×9/4, 5×5/2, 5×5/2),
   their inverse with IGDN, and one non-parametric density per latent channel.
 
@@ -17,6 +17,7 @@ class Balle2017(CompressionModel):
   `latent_channels` code channels (the paper: up to 192 and 320)."""
 
   multiple = 16
+  identity = "Balle2017"
 
   def __init__(self, num_filters=192, num_layers=3, latent_channels=None,
                lmbda=0.01, distortion="mse", **kwargs):
@@ -39,38 +40,11 @@ class Balle2017(CompressionModel):
         synthesis_stage(c, k, s, f"synthesis_{i}", igdn=i < last)
         for i, (c, (_, k, s)) in enumerate(zip(outputs, shapes[::-1]))],
                                          name="synthesis")
-    self.prior = FactorizedPrior(m, name="prior")
+    self.latent_codec = FactorizedPrior(m, name="prior")
 
-  @property
-  def factorized_prior(self):
-    return self.prior
-
-  @property
-  def num_streams(self):
-    return self.prior.num_streams
-
-  def factorized_latent(self, x):
-    return self.analyze(x)
-
-  def call(self, x, training=False):
-    y = self.analysis(x)
-    y_hat, bits = self.prior(y, training=training)
-    return self.synthesis(y_hat), bits
-
-  def freeze(self, calibration):
-    del calibration  # the factorized prior's tables are all it codes with
-    self.prior.freeze()
-
-  def encode_latents(self, x):
-    y = self.analyze(x)
-    with tf.device(CODING_DEVICE):
-      streams, y_hat = self.prior.encode(y)
-    return streams, dict(y_hat=y_hat)
-
-  def decode_latents(self, streams, height, width):
-    shape = tf.stack([height // self.multiple, width // self.multiple])
-    with tf.device(CODING_DEVICE):
-      return dict(y_hat=self.prior.decode(streams, shape))
+  def legacy_children(self):
+    return dict(prior=self.latent_codec, analysis=self.analysis,
+                synthesis=self.synthesis)
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

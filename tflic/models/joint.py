@@ -1,29 +1,33 @@
 """Minnen, Ballé and Toderici 2018, "Joint autoregressive and hierarchical
 priors for learned image compression" (Fig. 4): the `joint` model.
 
-The mean-scale hyperprior's transforms plus the context model
-(`context_model.ContextModel`): a 5×5 masked convolution on ŷ and a 1×1
-entropy-parameter network give (μ, σ) of one Gaussian per element.
+The mean-scale hyperprior's transforms; ŷ under a Gaussian per element
+whose (μ, σ) a 5×5 masked convolution on ŷ and a 1×1 entropy-parameter
+network on [context, h_s(ẑ)] give (`latent_codecs.RasterContext`).
 """
 
-from tflic.models.context_model import ContextModel
-from tflic.models.hyperprior import split_gaussian, transforms
+from tflic.latent_codecs import (RasterContext, context_branch, hyperprior,
+                                 split_gaussian)
+from tflic.models.base import CompressionModel
+from tflic.models.hyperprior import transforms
 
 
-class Joint(ContextModel):
+class Joint(CompressionModel):
   """Streams: [ẑ (factorized prior), ŷ (context + hyperprior Gaussian)]."""
+
+  multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=192, hyper_channels=192,
                lmbda=0.01, distortion="mse", **kwargs):
+    super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     m = latent_channels
-    super().__init__(transforms(num_filters, m, hyper_channels, 2 * m), m,
-                     hyper_channels, 2 * m, lmbda=lmbda, distortion=distortion,
-                     **kwargs)
     self.num_filters = num_filters
-
-  def split_parameters(self, params):
-    """(μ, log σ) per channel: a mixture of one component."""
-    return split_gaussian(params)
+    self.latent_channels = m
+    self.hyper_channels = hyper_channels
+    self.analysis, self.synthesis, h_a, h_s = transforms(
+        num_filters, m, hyper_channels, 2 * m)
+    self.latent_codec = hyperprior(hyper_channels, h_a, h_s, RasterContext(
+        [context_branch(m, 2 * m)], split_gaussian))
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

@@ -13,7 +13,7 @@ convolution (the text: the three stacked layers grow the receptive field
   between them: the text gives neither), each network three 1×1
   convolutions with 384, 192 and 128 outputs (3M, 3M/2, M for M = 128) on
   [φ, ψ]. One Gaussian per element (eq. 1), coded by the serial coder of
-  `context_model`.
+  `latent_codecs.RasterContext`.
 - `multiscale_encoder` (§2.1, Fig. 2; `layers.MultiScaleAnalysis`) with
   the weighted layer (§2.4, Fig. 5; `layers.WeightedLayer`,
   `weighted_layer`) before the convolution that merges the pyramid into y.
@@ -29,13 +29,15 @@ Paper sizes: N = 192, M = 128, hyperprior of 192 channels.
 import tensorflow as tf
 
 from tflic import tiling
+from tflic.latent_codecs import (RasterContext, context_branch, hyperprior,
+                                 network, split_gaussian)
 from tflic.layers import MaskedConv2D, ResidualBlock
 from tflic.layers import synthesis_stage
 from tflic.layers.multiscale import MultiScaleAnalysis
 from tflic.layers.pyramid_atrous import PyramidAtrous
 from tflic.layers.weighted import WeightedLayer
-from tflic.models.context_model import ContextModel, entropy_parameters
-from tflic.models.hyperprior import split_gaussian, transforms
+from tflic.models.base import CompressionModel
+from tflic.models.hyperprior import transforms
 
 
 def separate_branches(m):
@@ -46,7 +48,7 @@ def separate_branches(m):
     return [MaskedConv2D(m, 3, "A", activation=act, name=f"{name}_context_0"),
             MaskedConv2D(m, 3, "B", activation=act, name=f"{name}_context_1"),
             MaskedConv2D(m, 3, "B", name=f"{name}_context_2")]
-  return [(context(name), entropy_parameters(
+  return [(context(name), network(
       m, m, name=f"{name}_parameters", prefix=f"{name}_ep",
       hidden=(3 * m, 3 * m // 2)), name == "scale")
           for name in ("mean", "scale")]
@@ -66,7 +68,7 @@ def residual_synthesis(n):
   ], name="synthesis")
 
 
-class Wen2019(ContextModel):
+class Wen2019(CompressionModel):
   """Streams: [ẑ (factorized prior), ŷ (context + hyperprior Gaussian)].
 
   With the multi-scale encoder, `analysis` (tiled) gives the pyramid's
@@ -74,6 +76,7 @@ class Wen2019(ContextModel):
   latent (`finish_analysis`); with the assistant, the synthesis reads
   [ŷ, PA(h_s(ẑ))] (`synthesis_input`)."""
 
+  multiple = 64
   halo = 4  # g_s (residual decoder) reaches 4 latent positions, g_a 2
   # g_a's probe is its full-resolution path, whose inception module holds
   # three branches of N channels where the probe sees one: 5/3 of the
@@ -84,22 +87,20 @@ class Wen2019(ContextModel):
                separate_entropy_model=True, multiscale_encoder=True,
                weighted_layer=True, residual_decoder=True, assistant=True,
                context_kernel=3, lmbda=0.01, distortion="mse", **kwargs):
+    super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     n, m = num_filters, latent_channels
     if weighted_layer and not multiscale_encoder:
       raise ValueError("weighted_layer is part of the multi-scale encoder")
-    analysis, synthesis, hyper_analysis, hyper_synthesis = transforms(
-        n, m, hyper_channels, 2 * m)
-    if multiscale_encoder:
-      analysis = MultiScaleAnalysis(n, name="analysis")
-    if residual_decoder:
-      synthesis = residual_synthesis(n)
-    super().__init__(
-        (analysis, synthesis, hyper_analysis, hyper_synthesis), m,
-        hyper_channels, 2 * m,
-        branches=separate_branches(m) if separate_entropy_model else None,
-        context_kernel=context_kernel, lmbda=lmbda, distortion=distortion,
-        **kwargs)
-    self.num_filters = n
+    self.num_filters, self.latent_channels = n, m
+    self.hyper_channels = hyper_channels
+    analysis, synthesis, h_a, h_s = transforms(n, m, hyper_channels, 2 * m)
+    self.analysis = (MultiScaleAnalysis(n, name="analysis")
+                     if multiscale_encoder else analysis)
+    self.synthesis = residual_synthesis(n) if residual_decoder else synthesis
+    branches = (separate_branches(m) if separate_entropy_model else
+                [context_branch(m, 2 * m, context_kernel)])
+    self.latent_codec = hyperprior(hyper_channels, h_a, h_s,
+                                   RasterContext(branches, split_gaussian))
     self.options = dict(separate_entropy_model=separate_entropy_model,
                         context_kernel=context_kernel,
                         multiscale_encoder=multiscale_encoder,
@@ -109,11 +110,6 @@ class Wen2019(ContextModel):
     self.merge = (tf.keras.layers.Conv2D(m, 3, padding="same", name="merge")
                   if multiscale_encoder else None)
     self.assistant = PyramidAtrous(m, name="assistant") if assistant else None
-
-  def split_parameters(self, params):
-    """(μ, log σ) per channel: the μ branch's outputs, then the σ
-    branch's."""
-    return split_gaussian(params)
 
   def finish_analysis(self, features):
     """y from the pyramid's features: the weighted layer and the merging
@@ -127,7 +123,7 @@ class Wen2019(ContextModel):
   def synthesis_input(self, latents):
     if self.assistant is None:
       return latents["y_hat"]
-    psi = self.hyper_synthesis(latents["z_hat"])
+    psi = self.latent_codec.h_s(latents["z_hat"])
     return tf.concat([latents["y_hat"], self.assistant(psi)], -1)
 
   def latent_depth(self):
@@ -137,6 +133,11 @@ class Wen2019(ContextModel):
     analysis = (self.analysis.main if self.options["multiscale_encoder"]
                 else self.analysis)
     return analysis, self.synthesis
+
+  def legacy_children(self):
+    children = dict(super().legacy_children(), weighting=self.weighting,
+                    merge=self.merge, assistant=self.assistant)
+    return {k: v for k, v in children.items() if v is not None}
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,

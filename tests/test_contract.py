@@ -1,0 +1,100 @@
+"""The contract every model keeps, over the registry (every model and
+variant, as its golden checkpoint): exact round trips at any size, in bands
+of any height; the serial decoder's stream equals the band encoder's; files
+within the estimated rate; damaged streams refused. (The SavedModel of
+every variant decoded in a fresh process under another TensorFlow
+configuration: tests/test_portability.py.)"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tflic import bitstream
+from tflic.entropy import autoregressive
+from tflic.entropy import bands
+from tests.conftest import (VARIANTS, assert_exact_coding, padded,
+                            random_image)
+
+# The context codecs whose encoder works in bands (qian2021's encoder runs
+# the serial loop itself: its search is incremental).
+BANDED = ["cheng2020", "joint", "wen2019"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_round_trips_exactly_at_any_size(codecs, variant, photo):
+  """Encoder and decoder latents agree (and the file is within the
+  estimate) on a photo crop and at sizes of one pixel, odd sides and one
+  that needs padding on both axes."""
+  model = codecs(variant).model
+  # SLIMD codes with other distributions than the prior the estimate is of.
+  assert_exact_coding(model, padded(model, photo[:128, :192]),
+                      estimate=model.slimd is None)
+  for height, width in ((1, 1), (17, 33), (70, 130)):
+    assert_exact_coding(model, padded(model, random_image(height, width, 3)),
+                        estimate=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bands_of_any_height(codecs, variant, monkeypatch):
+  """Coding in bands of one latent row (and of a few, with a shorter last
+  band) gives the latents of whole-image bands: the band protocol and the
+  hyper features' halo are exact."""
+  model = codecs(variant).model
+  x = padded(model, random_image(150, 100, 5))
+  whole = assert_exact_coding(model, x, estimate=False)
+  for positions in (1, 3 * 8):  # latent width 7: rows of one, of three
+    monkeypatch.setattr(bands, "POSITIONS", positions)
+    banded = assert_exact_coding(model, x, estimate=False)
+    for name in whole:
+      np.testing.assert_array_equal(banded[name].numpy(), whole[name].numpy())
+
+
+@pytest.mark.parametrize("variant", BANDED)
+def test_band_encoder_writes_the_serial_stream(codecs, variant):
+  """The encoder computes the integer parameters of bands of rows at once;
+  its stream equals the one the position-by-position loop writes (the
+  decoder's loop, run as an encoder)."""
+  model = codecs(variant).model
+  codec = model.latent_codec
+  y = model.analyze(padded(model, random_image(150, 100, 7)))
+  streams, latents = codec.encode(y)
+  y_codec = codec.y_codec
+  symbols = tf.cast(latents["y_hat"][0], tf.int32)
+  scan = y_codec.parameters.serial(codec.psi_rows(latents["z_hat"]),
+                                   symbols.shape[0], symbols.shape[1])
+  handle = autoregressive.raster_scan(
+      scan, y_codec.symbol_coder,
+      tfc.create_range_encoder([], y_codec.symbol_coder.table),
+      symbols.shape[0], symbols.shape[1], symbols)[0]
+  assert tfc.entropy_encode_finalize(handle).numpy() == streams[-1].numpy()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_damaged_streams_are_refused(codecs, variant, photo):
+  """A changed byte in a stream whose container check is made to match
+  (anyone can: the keys are public) decodes to other latents, or fails
+  to decode: a `BitstreamError` either way, never a silently other image."""
+  codec = codecs(variant)
+  data = codec.encode(photo[:64, :96])["bitstream_bytes"].numpy()
+  num_streams = codec.model.latent_codec.num_streams
+  height, width, streams, check = bitstream.unpack(data, codec.model_id,
+                                                   num_streams)
+  streams = [s.numpy() for s in streams]
+  for index in range(num_streams):
+    if not streams[index]:
+      continue
+    damaged = list(streams)
+    position = len(damaged[index]) // 2
+    damaged[index] = (damaged[index][:position] +
+                      bytes([damaged[index][position] ^ 0x5a]) +
+                      damaged[index][position + 1:])
+    forged = bitstream.pack(codec.model_id, height, width, damaged, check)
+    with pytest.raises(bitstream.BitstreamError):
+      bitstream.raise_bitstream_errors(
+          lambda: codec.decode(forged)["image"].numpy())
+  tampered = bytearray(data)
+  tampered[len(tampered) // 2] ^= 1
+  with pytest.raises(bitstream.BitstreamError, match="integrity"):
+    bitstream.raise_bitstream_errors(
+        lambda: codec.decode(bytes(tampered))["image"].numpy())

@@ -1,0 +1,126 @@
+"""The non-parametric factorized prior (Ballé et al. 2018, "Variational
+image compression with a scale hyperprior", appendix 6.1) as a latent codec:
+p(y) of Ballé et al. 2017 (`factorized`) and p(z) of the hyperprior models."""
+
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tflic.entropy import bands
+from tflic.entropy import escape
+from tflic.latent_codecs.base import LatentCodec
+
+LOW, HIGH = escape.FACTORIZED_RANGE
+
+
+class FactorizedPrior(LatentCodec):
+  """One learned univariate density per channel, convolved with U(-1/2, 1/2)
+  (tensorflow-compression's `NoisyDeepFactorized`).
+
+  Training: the straight-through quantized latent and its rate, estimated
+  with additive uniform noise. `freeze` fixes tensorflow-compression's
+  range-coding tables (stored as variables), which this codec codes with a
+  bounded escape (`entropy/escape.py`), in bands of rows
+  (`entropy/bands.py`). Coded symbols are within [LOW, HIGH]."""
+
+  def __init__(self, channels, range_coder_precision=16, key="y_hat",
+               **kwargs):
+    super().__init__(key=key, **kwargs)
+    self.channels = channels
+    self.range_coder_precision = range_coder_precision
+    self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels])
+    self.entropy_model = None
+    self.table = None
+
+  def _model(self):
+    if self.entropy_model is not None:
+      return self.entropy_model
+    return tfc.ContinuousBatchedEntropyModel(
+        self.prior, coding_rank=3, compression=False)
+
+  def call(self, latent, training=False, side=None):
+    del side
+    model = self._model()
+    _, bits = model(latent, training=training)
+    return {self.key: model.quantize(latent)}, bits
+
+  def freeze(self, latents=None, side=None):
+    """Builds the range coding tables from the current density."""
+    del latents, side
+    self.entropy_model = tfc.ContinuousBatchedEntropyModel(
+        self.prior, coding_rank=3, compression=True,
+        range_coder_precision=self.range_coder_precision)
+    self.table = escape.EscapeTable(
+        escape.rows_of_lookup(self.entropy_model.cdf.numpy()), LOW, HIGH,
+        name="table")
+
+  def quantize(self, latent):
+    """The quantized latent as coding makes it (frozen)."""
+    return self.entropy_model.quantize(latent)
+
+  @property
+  def offset(self):
+    """The quantization offsets [C] of the frozen coder: latent = integer +
+    offset."""
+    offset = self.entropy_model.quantization_offset
+    return tf.zeros([self.channels]) if offset is None else offset
+
+  def symbols(self, latent):
+    """The integers of a latent, clipped to [LOW, HIGH] (int32); of a
+    quantized latent, exactly."""
+    return tf.cast(tf.clip_by_value(tf.round(latent - self.offset), LOW, HIGH),
+                   tf.int32)
+
+  def dequantize(self, symbols):
+    """The quantized latent of its integers (as the decoder returns it)."""
+    return tf.cast(symbols, tf.float32) + self.offset
+
+  def _channel_rows(self, shape):
+    """Each element's row (its channel) and base (its row's first symbol)."""
+    rows = tf.broadcast_to(tf.range(self.channels), shape)
+    return rows, tf.gather(self.entropy_model.cdf_offset, rows)
+
+  def encode(self, latent, side=None):
+    del side
+    symbols = self.symbols(latent)[0]
+    shape = tf.shape(symbols)
+    lookup = self.table.lookup()
+
+    def code(handle, start, stop):
+      band = symbols[start:stop]
+      rows, base = self._channel_rows(tf.shape(band))
+      return self.table.encode(handle, rows, band, base, lookup)
+    string = tfc.entropy_encode_finalize(bands.each(
+        tfc.create_range_encoder([], lookup[0]), shape[0], shape[1], code))
+    return [string], {self.key: self.dequantize(symbols[None])}
+
+  def decode(self, streams, shape, side=None):
+    del side
+    height, width = shape[0], shape[1]
+    lookup = self.table.lookup()
+
+    def code(handle, start, stop):
+      rows, base = self._channel_rows([stop - start, width, self.channels])
+      return self.table.decode(handle, rows, base, lookup)
+    symbols = bands.collect(tfc.create_range_decoder(streams[0], lookup[0]),
+                            height, width, code)[1]
+    return {self.key: self.dequantize(
+        tf.reshape(symbols, [1, height, width, self.channels]))}
+
+  @property
+  def factorized_codec(self):
+    return self
+
+  @property
+  def prior_codec(self):
+    """The factorized prior itself (SLIMD's codec wraps one)."""
+    return self
+
+  def factorized_tensor(self, latent):
+    return latent
+
+  def replace_factorized(self, codec):
+    return codec
+
+  def get_config(self):
+    return dict(super().get_config(), channels=self.channels,
+                range_coder_precision=self.range_coder_precision)

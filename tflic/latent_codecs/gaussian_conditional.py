@@ -1,0 +1,92 @@
+"""The mean-scale Gaussian conditional (Minnen, Ballé and Toderici 2018,
+eq. 2 and 3, without context): p(ŷ | ψ) = Π_i (N(μ_i, σ_i²) * U(−½, ½))(ŷ_i),
+(μ, log σ) = ψ, the hyper synthesis' output. The hyperprior's y codec."""
+
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tflic import bitstream
+from tflic.entropy import bands
+from tflic.entropy import entropy_parameters as ep
+from tflic.entropy import integer_gaussian as ig
+from tflic.latent_codecs.base import LatentCodec
+
+
+def split_gaussian(params):
+  """Parameters [..., 2M] → (no logits, means, log σ [..., M, 1])."""
+  mean, log_scale = tf.split(params, 2, axis=-1)
+  return None, mean[..., None], log_scale[..., None]
+
+
+def _scale(index):
+  return tf.math.exp(ig.log_scale(index))
+
+
+class GaussianConditional(LatentCodec):
+  """ŷ = round(y − μ) + μ in training (straight-through) as in coding, so
+  the decoder sees what the model trained on; log σ on the coder's scale
+  grid (`integer_gaussian.scales`).
+
+  Coding: h_s's last layer is this codec's integer head (`hyper_head`): μ
+  on a grid of 2^−6 and σ as an index into the scale grid; round(y − μ),
+  clipped to the table's [low, high], is coded under N(0, σ) (one
+  `GaussianTable` row per scale), in bands of rows (`entropy/bands.py`)."""
+
+  def __init__(self, key="y_hat", **kwargs):
+    super().__init__(key=key, **kwargs)
+    self.symbol_coder = None
+
+  def call(self, latent, training=False, side=None):
+    _, mean, log_scale = split_gaussian(side)
+    mean, log_scale = mean[..., 0], log_scale[..., 0]
+    model = tfc.LocationScaleIndexedEntropyModel(
+        tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
+        compression=False)
+    _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
+                    training=training)
+    return {self.key: model.quantize(latent, loc=mean)}, bits
+
+  def hyper_head(self, channels):
+    return ep.kinds(split_gaussian, channels)
+
+  def freeze(self, latents, side=None):
+    self.channels = latents[0].shape[-1]
+    self.symbol_coder = ig.GaussianTable(fractions=False)
+
+  def _parameters(self, psi):
+    """(μ float, scale indices) of integer ψ rows."""
+    mean, scale = ep.distribution(split_gaussian, psi)
+    return tf.cast(mean, tf.float32) * 2. ** -ig.MEAN_BITS, scale
+
+  def encode(self, latent, side=None):
+    coder = self.symbol_coder
+
+    def band(handle, start, stop):
+      mean, scale = self._parameters(side(start, stop))
+      symbols = tf.cast(tf.clip_by_value(
+          tf.round(latent[:, start:stop] - mean), coder.low, coder.high),
+                        tf.int32)
+      handle = coder.encode(handle, symbols[0], tf.zeros_like(scale[0]),
+                            scale[0])
+      return handle, (tf.cast(symbols, tf.float32) + mean)[0]
+    shape = tf.shape(latent)
+    handle, y_hat = bands.collect(
+        tfc.create_range_encoder([], coder.table), shape[1], shape[2], band,
+        tf.float32)
+    y_hat = tf.reshape(y_hat, shape)
+    y_hat.set_shape(latent.shape)
+    return [tfc.entropy_encode_finalize(handle)], {self.key: y_hat}
+
+  def decode(self, streams, shape, side=None):
+    coder = self.symbol_coder
+
+    def band(handle, start, stop):
+      mean, scale = self._parameters(side(start, stop))
+      handle, symbols = coder.decode(handle, tf.zeros_like(scale[0]),
+                                     scale[0])
+      symbols = bitstream.within(symbols, coder.low, coder.high)
+      return handle, (tf.cast(symbols, tf.float32) + mean)[0]
+    y_hat = bands.collect(tfc.create_range_decoder(streams[0], coder.table),
+                          shape[0], shape[1], band, tf.float32)[1]
+    return {self.key: tf.reshape(y_hat, [1, shape[0], shape[1],
+                                         self.channels])}
