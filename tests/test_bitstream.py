@@ -56,7 +56,7 @@ def with_version(version):
   data = bytearray(pack())
   data[4] = version
   payload = bytes(data[:-8])
-  return payload + bitstream._be_bytes(  # pylint: disable=protected-access
+  return payload + bitstream.be_bytes(
       bitstream.check_value(payload), 8).numpy()
 
 

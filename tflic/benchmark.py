@@ -85,7 +85,7 @@ def measure(model, images, progress=None, calibration=None):
   setting.decode(setting.encode(images[0]))  # trace (warm-up)
   del streams[:]
   latent_codec = codec.model.latent_codec
-  header = bitstream.header_bytes(latent_codec.num_streams)
+  header = bitstream.header_bytes(model.num_streams)
   rows, payload, estimate, stages = [], 0, 0., []
   for i, image in enumerate(images):
     row = evaluate.measure(setting, str(i), image)
@@ -108,7 +108,9 @@ def measure(model, images, progress=None, calibration=None):
   median = lambda key: statistics.median(r[key] for r in rows)
   # SLIMD codes with other models than the prior the estimate is of.
   slimd = model.slimd is not None
-  side = latent_codec.side_streams
+  # The streams before ŷ's: a variable-rate model's quality, ẑ's, SLIMD's
+  # side information.
+  side = model.num_streams - latent_codec.num_streams + latent_codec.side_streams
   return dict(
       images=len(rows), bpp=mean("bpp"), psnr=mean("psnr"),
       ms_ssim=mean("ms_ssim"),

@@ -55,7 +55,7 @@ def _byte_table():
   return tf.constant([bytes([i]) for i in range(256)])
 
 
-def _be_bytes(value, size):
+def be_bytes(value, size):
   """Big-endian bytes of an integer tensor, as a string."""
   value = tf.cast(value, tf.int64)
   shifts = tf.constant([8 * (size - 1 - i) for i in range(size)], tf.int64)
@@ -94,13 +94,13 @@ def latent_check(latents):
 def pack(model_id, height, width, streams, latents_check):
   """Builds the container (a scalar string) from its parts; `latents_check`
   is `latent_check` of the coded latents."""
-  parts = [tf.constant(MAGIC), _be_bytes(VERSION, 1), model_id,
-           _be_bytes(height, 4), _be_bytes(width, 4),
-           _be_bytes(latents_check, LATENT_CHECK_BYTES),
-           _be_bytes(len(streams), 1)]
-  parts += [_be_bytes(tf.strings.length(s), 4) for s in streams]
+  parts = [tf.constant(MAGIC), be_bytes(VERSION, 1), model_id,
+           be_bytes(height, 4), be_bytes(width, 4),
+           be_bytes(latents_check, LATENT_CHECK_BYTES),
+           be_bytes(len(streams), 1)]
+  parts += [be_bytes(tf.strings.length(s), 4) for s in streams]
   payload = tf.strings.join(parts + list(streams))
-  return payload + _be_bytes(check_value(payload), CHECK_BYTES)
+  return payload + be_bytes(check_value(payload), CHECK_BYTES)
 
 
 def stream_lengths(data):

@@ -10,6 +10,7 @@ import tensorflow as tf
 from tflic import bitstream
 from tflic import calibration as calibration_lib
 from tflic import images
+from tflic.layers import gain_units
 
 
 MEMORY_BUDGET = 2 << 30  # bytes
@@ -85,13 +86,25 @@ class Codec(tf.Module):
   @tf.function(input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
   def encode(self, image):
+    """A variable-rate model: at its middle quality."""
+    return self._encode(image)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.float32, name="quality")])
+  def encode_at_quality(self, image, quality):
+    """A variable-rate model at a quality of 0 … 100 (rate and quality grow
+    with it; `layers.gain_units.level`)."""
+    return self._encode(image, gain_units.level(quality, self.model.levels))
+
+  def _encode(self, image, quality=None):
     shape = tf.shape(image)
     with tf.control_dependencies([
         tf.debugging.assert_positive(shape[:2], message="the image is empty"),
         tf.debugging.Assert(fits(shape[0], shape[1]), [TOO_LARGE])]):
       x = images.pad_to_multiple(image, self.model.multiple,
                                  self.model.pad_mode)
-    streams, latents = self.model.encode_latents(x[None])
+    streams, latents = self.model.encode_latents(x[None], quality)
     data = bitstream.pack(self.model_id, shape[0], shape[1], streams,
                           bitstream.latent_check(_ordered(latents)))
     return {"bitstream_bytes": data}
@@ -100,7 +113,7 @@ class Codec(tf.Module):
       tf.TensorSpec([], tf.string, name="bitstream_bytes")])
   def decode(self, bitstream_bytes):
     height, width, streams, check = bitstream.unpack(
-        bitstream_bytes, self.model_id, self.model.latent_codec.num_streams)
+        bitstream_bytes, self.model_id, self.model.num_streams)
     multiple = self.model.multiple
     latents = self.model.decode_latents(
         streams, -(-height // multiple) * multiple, -(-width // multiple) * multiple)

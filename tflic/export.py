@@ -1,6 +1,8 @@
 """SavedModel export: tag `serve`; signatures `encode` (image uint8 [H, W, 3] →
-bitstream_bytes), `decode` (bitstream_bytes → image) and `serving_default`
-(= encode). Loading needs TensorFlow and `import tensorflow_compression`."""
+bitstream_bytes), `decode` (bitstream_bytes → image), `serving_default`
+(= encode) and, for a variable-rate model, `encode_at_quality` (image,
+quality 0 … 100 → bitstream_bytes). Loading needs TensorFlow and `import
+tensorflow_compression`."""
 
 import json
 import os
@@ -32,13 +34,16 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
   try:
-    tf.saved_model.save(codec, tmp, signatures={
-        "encode": codec.encode, "decode": codec.decode,
-        "serving_default": codec.encode})
+    signatures = {"encode": codec.encode, "decode": codec.decode,
+                  "serving_default": codec.encode}
+    if model.levels:
+      signatures["encode_at_quality"] = codec.encode_at_quality
+    tf.saved_model.save(codec, tmp, signatures=signatures)
     info = dict(name=name, config=model.get_config(), model=type(model).__name__,
                 model_id=bytes(codec.model_id.numpy()).hex(),
                 multiple=model.multiple, pad_mode=model.pad_mode,
-                num_streams=model.latent_codec.num_streams,
+                num_streams=model.num_streams,
+                levels=model.gain_units.lmbdas if model.gain_units else None,
                 memory_budget=memory_budget,
                 slimd=slimd.get_config() if slimd else None,
                 tiles=model.tiles)

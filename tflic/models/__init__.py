@@ -39,10 +39,13 @@ def architecture(name):
           if p.name not in ("self", "lmbda", "distortion", "kwargs")}
 
 
+TRAINING_ARGUMENTS = ("lmbda", "distortion", "lmbdas")
+
+
 def create(name, **args):
   """The model `name` with the given constructor arguments; an unknown
   argument (e.g. a misspelt size) is an error, not silently dropped."""
-  known = set(architecture(name)) | {"lmbda", "distortion"}
+  known = set(architecture(name)) | set(TRAINING_ARGUMENTS)
   unknown = sorted(set(args) - known)
   if unknown:
     raise ValueError(f"{name} has no argument {', '.join(unknown)} (its "

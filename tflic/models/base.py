@@ -6,6 +6,8 @@ import tensorflow as tf
 from tflic import metrics
 from tflic import tiling
 from tflic.latent_codecs.slimd import SlimdCodec
+from tflic.layers import gain_units
+from tflic.layers.gain_units import GainUnits
 
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
@@ -19,6 +21,10 @@ class CompressionModel(tf.keras.Model):
   R is the rate in bits per pixel, estimated with additive uniform noise; the
   synthesis sees straight-through rounded latents. D is the MSE on the 0..255
   scale (`distortion="mse"`) or 1 − MS-SSIM (`distortion="ms-ssim"`).
+
+  `lmbdas` (variable rate): one model for every rate, λ per level, with gain
+  units on y (`layers.gain_units`); a quality q ∈ [0, L − 1] (or the user's
+  0–100, `QUALITY_RANGE`) chooses the rate, and the streams begin with q.
 
   Subclasses set `multiple` (input sides are padded to it), `pad_mode` (how:
   "edge" repeats the last row/column, "reflect" mirrors), `halo` (latent
@@ -40,7 +46,7 @@ class CompressionModel(tf.keras.Model):
   # (`codec.fingerprint`); None: the class's own name.
   identity = None
 
-  def __init__(self, lmbda=0.01, distortion="mse", **kwargs):
+  def __init__(self, lmbda=0.01, distortion="mse", lmbdas=None, **kwargs):
     super().__init__(**kwargs)
     if distortion not in ("mse", "ms-ssim"):
       raise ValueError(f"distortion must be 'mse' or 'ms-ssim', not {distortion!r}")
@@ -48,11 +54,34 @@ class CompressionModel(tf.keras.Model):
     self.distortion = distortion
     self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in
                      ("loss", "bpp", "mse", "psnr", "ms_ssim", "nonfinite")}
+    self.gain_units = (GainUnits(lmbdas, reference=lmbda, name="gain_units")
+                       if lmbdas else None)
 
-  def call(self, x, training=False):
-    """x -> (x̂, bits per image [B])."""
-    y = self.finish_analysis(self.analysis(x))
-    latents, bits = self.latent_codec(y, training=training)
+  @property
+  def levels(self):
+    """The quality levels of a variable-rate model (0: fixed rate)."""
+    return self.gain_units.levels if self.gain_units else 0
+
+  def _quality(self, quality):
+    """q of a variable-rate model: `quality` (in levels), or the middle."""
+    return self.gain_units.default if quality is None else quality
+
+  def latent(self, x, quality=None, tiled=False):
+    """y of x: g_a (over tiles if `tiled`), times the gains of the quality
+    for a variable-rate model."""
+    y = (self.analyze(x) if tiled
+         else self.finish_analysis(self.analysis(x)))
+    if self.gain_units:
+      y = self.gain_units(y, self._quality(quality))
+    return y
+
+  def call(self, x, training=False, quality=None):
+    """x -> (x̂, bits per image [B]); `quality` in levels (variable rate)."""
+    latents, bits = self.latent_codec(self.latent(x, quality),
+                                      training=training)
+    if self.gain_units:
+      latents["quality"] = (tf.cast(self._quality(quality), tf.float32) *
+                            2. ** gain_units.FRACTION_BITS)
     return self.synthesis(self.synthesis_input(latents)), bits
 
   def training_step(self):
@@ -63,22 +92,43 @@ class CompressionModel(tf.keras.Model):
     """Fixes the range coding tables and converts what chooses the coding
     distributions to exact integer arithmetic, calibrated on `calibration`
     (a list of images [1, H, W, 3] in [0, 1], sides multiples of
-    `multiple`); needed before encode/decode_latents."""
-    self.latent_codec.freeze([self.finish_analysis(self.analysis(x))
-                              for x in calibration])
+    `multiple`; a variable-rate model's at every level); needed before
+    encode/decode_latents."""
+    qualities = range(self.levels) if self.gain_units else [None]
+    self.latent_codec.freeze([self.latent(x, q) for x in calibration
+                              for q in qualities])
 
-  def encode_latents(self, x):
-    """x [1, H, W, 3] -> (list of the latent codec's streams, dict of
-    latents)."""
-    y = self.analyze(x)
+  @property
+  def num_streams(self):
+    """The latent codec's streams, after the quality's (variable rate)."""
+    return self.latent_codec.num_streams + bool(self.gain_units)
+
+  def encode_latents(self, x, quality=None):
+    """x [1, H, W, 3] -> (list of `num_streams` streams, dict of latents:
+    ŷ as the latent codec decodes it ("y_hat"), ẑ, and a variable-rate
+    model's quality ("quality": q · 2^12 as a float))."""
+    if self.gain_units is None:
+      quality = None
+    y = self.latent(x, quality, tiled=True)
     with tf.device(CODING_DEVICE):
-      return self.latent_codec.encode(y)
+      streams, latents = self.latent_codec.encode(y)
+    if self.gain_units is None:
+      return streams, latents
+    code = gain_units.quality_code(self._quality(quality), self.levels)
+    return ([gain_units.quality_stream(code)] + streams,
+            dict(latents, quality=tf.cast(code, tf.float32)))
 
   def decode_latents(self, streams, height, width):
-    """Streams of a padded H × W image -> dict of latents (ŷ: "y_hat")."""
+    """Streams of a padded H × W image -> dict of latents (`encode_latents`)."""
+    latents = {}
+    if self.gain_units:
+      code = gain_units.read_quality(streams[0], self.levels)
+      streams = streams[1:]
+      latents["quality"] = tf.cast(code, tf.float32)
     with tf.device(CODING_DEVICE):
-      return self.latent_codec.decode(
-          streams, tf.stack([height // tiling.STRIDE, width // tiling.STRIDE]))
+      latents.update(self.latent_codec.decode(
+          streams, tf.stack([height // tiling.STRIDE, width // tiling.STRIDE])))
+    return latents
 
   def use_slimd(self, coder):
     """Codes the tensor of the factorized prior (ŷ of `factorized`, ẑ of the
@@ -142,8 +192,12 @@ class CompressionModel(tf.keras.Model):
 
   def synthesis_input(self, latents):
     """The synthesis' input from the latents (a dict, see `decode_latents`):
-    ŷ; wen2019 adds its assistant information."""
-    return latents["y_hat"]
+    ŷ (times the inverse gains of a variable-rate model's quality); wen2019
+    adds its assistant information."""
+    if self.gain_units is None:
+      return latents["y_hat"]
+    return self.gain_units.inverse(
+        latents["y_hat"], latents["quality"] / 2. ** gain_units.FRACTION_BITS)
 
   def analyze(self, x):
     """y = g_a(x) over tiles; x: [1, H, W, 3], uint8 or floats in [0, 1]."""
@@ -180,8 +234,17 @@ class CompressionModel(tf.keras.Model):
                 synthesis=self.synthesis)
 
   # -- training -----------------------------------------------------------------
-  def rate_distortion(self, x, training):
-    x_hat, bits = self(x, training=training)
+  def rate_distortion(self, x, training, level=None):
+    """(L = R + λ·D, its terms) of a batch; a variable-rate model at an
+    integer `level` (training: one drawn per batch, Cui et al. 2021) with
+    its λ."""
+    lmbda = self.lmbda
+    if self.gain_units:
+      if level is None:
+        level = tf.random.uniform([], 0, self.levels, tf.int32)
+      lmbda = self.gain_units.lmbda(level)
+    x_hat, bits = self(x, training=training, quality=(
+        None if level is None else tf.cast(level, tf.float32)))
     num_pixels = tf.cast(tf.reduce_prod(tf.shape(x)[1:3]), bits.dtype)
     bpp = tf.reduce_mean(bits) / num_pixels
     mse = tf.reduce_mean(tf.math.squared_difference(x * 255., x_hat * 255.))
@@ -191,7 +254,7 @@ class CompressionModel(tf.keras.Model):
     else:  # MS-SSIM costs time, so it is only computed when it is the objective.
       terms["ms_ssim"] = metrics.ms_ssim(x, tf.clip_by_value(x_hat, 0., 1.), 1.)
       distortion = 1. - terms["ms_ssim"]
-    return bpp + self.lmbda * distortion, terms
+    return bpp + lmbda * distortion, terms
 
   def train_step(self, x):
     with tf.GradientTape() as tape:
@@ -233,7 +296,10 @@ class CompressionModel(tf.keras.Model):
     return list(self.trackers.values())
 
   def get_config(self):
-    return dict(lmbda=self.lmbda, distortion=self.distortion)
+    config = dict(lmbda=self.lmbda, distortion=self.distortion)
+    if self.gain_units:  # (fixed-rate models keep their identity)
+      config["lmbdas"] = self.gain_units.lmbdas
+    return config
 
 
 def to_uint8(x):

@@ -121,10 +121,11 @@ class Wen2019(CompressionModel):
     return self.merge(features)
 
   def synthesis_input(self, latents):
+    y_hat = super().synthesis_input(latents)
     if self.assistant is None:
-      return latents["y_hat"]
+      return y_hat
     psi = self.latent_codec.h_s(latents["z_hat"])
-    return tf.concat([latents["y_hat"], self.assistant(psi)], -1)
+    return tf.concat([y_hat, self.assistant(psi)], -1)
 
   def latent_depth(self):
     return self.latent_channels * (2 if self.assistant is not None else 1)
