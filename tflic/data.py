@@ -73,8 +73,8 @@ def random_crop(image, patch_size):
   return tf.image.random_crop(image, [patch_size, patch_size, 3])
 
 
-def images(spec, shuffle=True):
-  """A dataset of uint8 RGB images [H, W, 3] (repeated forever)."""
+def images(spec, shuffle=True, repeat=True):
+  """A dataset of uint8 RGB images [H, W, 3] (repeated forever, or once)."""
   if spec.startswith("tfds:"):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     name, _, split = spec[5:].partition(":")
@@ -84,14 +84,15 @@ def images(spec, shuffle=True):
                 if im.shape[-1] == 1 else im[..., :3])
     if shuffle:
       ds = ds.shuffle(256)
-    return ds.repeat()
+    return ds.repeat() if repeat else ds
   files = image_files(spec)
   ds = tf.data.Dataset.from_tensor_slices(files)
   if len(files) <= CACHE_FILES:  # small sets are decoded once and kept in memory
     ds = ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE).cache()
   if shuffle:
     ds = ds.shuffle(len(files), reshuffle_each_iteration=True)
-  ds = ds.repeat()
+  if repeat:
+    ds = ds.repeat()
   if len(files) > CACHE_FILES:
     ds = ds.map(_read, num_parallel_calls=tf.data.AUTOTUNE)
   return ds

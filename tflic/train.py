@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tflic import data
+from tflic import metrics
 from tflic import models
 from tflic.models.base import checkpoint_root
 
@@ -117,6 +118,95 @@ def load(model_dir, **overrides):
   return model
 
 
+class Evaluation:
+  """Codes `spec`'s images (a --train_data spec) as real files with the
+  model being trained, calibrated on the training data: the means over the
+  images of bpp and PSNR, as Kodak figures are reported (each level of a
+  variable-rate model), to TensorBoard (model_dir/eval) and
+  model_dir/eval.csv (step, level, bpp, psnr): every run has an RD-vs-steps
+  curve."""
+
+  def __init__(self, model_dir, spec, train_data):
+    from tflic import calibration  # pylint: disable=import-outside-toplevel
+    self.images = [image.numpy() for image in
+                   data.images(spec, shuffle=False, repeat=False)]
+    self.model_dir, self.train_data = model_dir, train_data
+    self.calibration = None
+    self.writer = tf.summary.create_file_writer(os.path.join(model_dir,
+                                                             "eval"))
+    self.path = os.path.join(model_dir, "eval.csv")
+    self._calibration_module = calibration
+
+  def __call__(self, model, step):
+    from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
+    if self.calibration is None:
+      self.calibration = self._calibration_module.from_data(
+          self.train_data, model.multiple, model.pad_mode)
+    started = time.time()
+    codec = codec_lib.Codec(model, self.calibration)
+    rows = []
+    for level in range(model.levels) if model.levels else [None]:
+      figures = []
+      for image in self.images:
+        if level is None:
+          data_ = codec.encode(image)["bitstream_bytes"]
+        else:
+          data_ = codec.encode_at_quality(
+              image, 100. * level / (model.levels - 1))["bitstream_bytes"]
+        decoded = codec.decode(data_)["image"].numpy()
+        figures.append((metrics.bpp(len(data_.numpy()), *image.shape[:2]),
+                        float(metrics.psnr(image, decoded))))
+      bpp, psnr = np.mean(figures, 0)
+      rows.append((step, "" if level is None else level, bpp, psnr))
+      with self.writer.as_default(step=step):
+        suffix = "" if level is None else f"_level{level}"
+        tf.summary.scalar("bpp" + suffix, bpp)
+        tf.summary.scalar("psnr" + suffix, psnr)
+    new = not os.path.exists(self.path)
+    with open(self.path, "a") as f:
+      if new:
+        f.write("step,level,bpp,psnr\n")
+      f.writelines(f"{s},{l},{b:.5f},{p:.3f}\n" for s, l, b, p in rows)
+    logging.info("step %d: %s on %d images (%.0f s)", step, "; ".join(
+        f"{'' if l == '' else f'level {l}: '}{b:.4f} bpp {p:.2f} dB"
+        for _, l, b, p in rows), len(self.images), time.time() - started)
+
+
+def load_weights(model, source):
+  """Sets `model`'s weights from another run (weights only, no optimizer
+  state): a run directory (its latest checkpoint), a checkpoint path, or an
+  exported SavedModel (its variables, matched by name and shape). What
+  `model` has and the source lacks (e.g. a new entropy model's layers, a
+  variable-rate model's gains) keeps its initial values. Returns (weights
+  set, weights of the model); an error if none matches."""
+  variables = model.trainable_variables
+  before = [v.numpy() for v in variables]
+  if tf.saved_model.contains_saved_model(source):
+    import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
+    stored = {(v.name, tuple(v.shape)): v
+              for v in tf.saved_model.load(source).model_variables}
+    for variable in variables:
+      value = stored.get((variable.name, tuple(variable.shape)))
+      if value is not None:
+        variable.assign(value)
+  else:
+    path = (tf.train.latest_checkpoint(source) if os.path.isdir(source)
+            else source)
+    if not path:
+      raise ValueError(f"--init_from={source}: no checkpoint or SavedModel")
+    try:
+      tf.train.Checkpoint(model=checkpoint_root(model, path)).read(
+          path).expect_partial()
+    except ValueError as e:  # e.g. a weight of another shape
+      raise ValueError(f"--init_from={source}: {e}") from None
+  changed = sum(not np.array_equal(v.numpy(), b)
+                for v, b in zip(variables, before))
+  if not changed:
+    raise ValueError(f"--init_from={source}: none of its weights fits this "
+                     "model")
+  return changed, len(variables)
+
+
 class _Interrupt:
   """Turns SIGINT/SIGTERM into a flag, so the loop can save and stop."""
 
@@ -172,7 +262,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           batch_size=8, patch_size=256, lmbda=0.01, distortion="mse",
           learning_rate=1e-4, lr_boundaries=(), lr_values=(),
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
-          clip_norm=1., divergence_factor=10.):
+          clip_norm=1., divergence_factor=10., init_from=None,
+          eval_images=None, eval_every=0):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -180,7 +271,11 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   saving, when a logged loss is not finite on every step, or when the mean
   of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
   the lowest such mean (single logged losses of small batches vary too much
-  to compare): the last checkpoint stays intact. Returns the model."""
+  to compare): the last checkpoint stays intact. A new run starts from the
+  weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
+  end) the images of `eval_images` (a --train_data spec) are coded as real
+  files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
+  and model_dir/eval.csv. Returns the model."""
   rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
@@ -211,6 +306,10 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         model=checkpoint_root(model, manager.latest_checkpoint),
         optimizer=model.optimizer).restore(
             manager.latest_checkpoint).assert_existing_objects_matched()
+  elif init_from:
+    changed, total = load_weights(model, init_from)
+    logging.info("initialized %d of %d weights from %s", changed, total,
+                 init_from)
   step = int(model.optimizer.iterations.numpy())
   model.optimizer.learning_rate.assign(rate_at(step))  # the flags win on resume
   logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",
@@ -229,6 +328,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
       raise FloatingPointError("weights are not finite; checkpoint not saved")
     manager.save(checkpoint_number=step)
     logging.info("saved checkpoint at step %d", step)
+
+  evaluation = eval_images and Evaluation(model_dir, eval_images, train_data)
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
   recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
@@ -266,6 +367,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           tracker.reset_state()
       if checkpoint:
         save()
+      if evaluation and (step == steps or step % eval_every == 0):
+        evaluation(model, step)
       if stop:
         break
   if interrupt.requested:
