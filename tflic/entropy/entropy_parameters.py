@@ -229,14 +229,17 @@ class EntropyParameters(tf.keras.layers.Layer):
       raise ValueError("the first branch's context must read ŷ itself")
     self.split = split
 
-  def call(self, psi, y_hat):
-    """Float parameters [B, H, W, P] from ψ and ŷ (training)."""
+  def call(self, psi, y_hat, context_mask=None):
+    """Float parameters [B, H, W, P] from ψ and ŷ (training); the context
+    is zeroed where `context_mask` is 0 (the checkerboard's anchors)."""
     outputs = []
     for context, network, absolute in zip(self.contexts, self.networks,
                                           self.absolute):
       phi = tf.abs(y_hat) if absolute else y_hat
       for layer in context:
         phi = layer(phi)
+      if context_mask is not None:
+        phi *= context_mask
       outputs.append(network(tf.concat([phi, psi], -1)))
     return tf.concat(outputs, -1)
 
@@ -272,14 +275,18 @@ class EntropyParameters(tf.keras.layers.Layer):
     return max(c.rows_above for c in self.causals)
 
   # -- integer form, in parallel ----------------------------------------------
-  def parallel(self, y_symbols, psi):
-    """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once."""
+  def parallel(self, y_symbols, psi, context_mask=None):
+    """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once;
+    the context zeroed where `context_mask` (int32) is 0."""
     outputs = []
     for causal, network in zip(self.causals, self.integer_networks):
       first, *rest = network
       c = causal.channels
+      context = causal.parallel(y_symbols)
+      if context_mask is not None:
+        context *= context_mask
       x = first.requantize(
-          first.accumulate(causal.parallel(y_symbols), (0, c), bias=False) +
+          first.accumulate(context, (0, c), bias=False) +
           first.accumulate(psi, (c, first.kernel.shape[2])))
       for layer in rest:
         x = layer(x)

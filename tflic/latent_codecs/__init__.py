@@ -2,16 +2,19 @@
 object (`base.LatentCodec`); a model is its transforms and one composition
 of them, e.g. `hyperprior(C, h_a, h_s, RasterContext(...))`."""
 from tflic.latent_codecs.base import LatentCodec
+from tflic.latent_codecs.checkerboard import Checkerboard
 from tflic.latent_codecs.factorized import FactorizedPrior
 from tflic.latent_codecs.gaussian_conditional import GaussianConditional
 from tflic.latent_codecs.gaussian_conditional import split_gaussian
 from tflic.latent_codecs.global_reference import GlobalReference
 from tflic.latent_codecs.hyperprior import HyperpriorCodec, hyperprior
 from tflic.latent_codecs.raster_context import RasterContext
-from tflic.latent_codecs.raster_context import context_branch, network
+from tflic.latent_codecs.raster_context import (CONTEXTS, context_branch,
+                                                context_codec, network)
 from tflic.latent_codecs.slimd import SlimdCodec
 
-__all__ = ["LatentCodec", "FactorizedPrior", "GaussianConditional",
+__all__ = ["LatentCodec", "Checkerboard", "FactorizedPrior", "GaussianConditional",
            "GlobalReference", "HyperpriorCodec", "RasterContext",
-           "SlimdCodec", "context_branch", "hyperprior", "network",
+           "SlimdCodec", "CONTEXTS", "context_branch", "context_codec",
+           "hyperprior", "network",
            "split_gaussian"]

@@ -26,6 +26,7 @@ from tflic.entropy import integer_gaussian as ig
 from tflic.entropy import mixture
 from tflic.entropy.bisection import BisectionCoder
 from tflic.latent_codecs.base import LatentCodec
+from tflic.latent_codecs.checkerboard import Checkerboard
 from tflic.layers.masked_conv import MaskedConv2D
 
 
@@ -40,11 +41,29 @@ def network(m, outputs, name="entropy_parameters", prefix="ep", hidden=None):
           conv(outputs, 1, name=f"{prefix}_{len(hidden)}")], name=name)
 
 
-def context_branch(m, outputs, kernel=5, hidden=None):
+def context_branch(m, outputs, kernel=5, hidden=None, mask="A"):
   """Minnen 2018's one branch: a masked convolution of 2M channels (type A,
-  5×5) on ŷ and the entropy-parameter `network` on [φ, ψ]."""
-  return ([MaskedConv2D(2 * m, kernel, "A", name="context_model")],
+  5×5; or the checkerboard's) on ŷ and the entropy-parameter `network` on
+  [φ, ψ]."""
+  return ([MaskedConv2D(2 * m, kernel, mask, name="context_model")],
           network(m, outputs, hidden=hidden), False)
+
+
+CONTEXTS = ("serial", "checkerboard")
+
+
+def context_codec(context, m, outputs, split, mixture_components=1,
+                  hidden=None):
+  """The y codec of a one-branch context model: `RasterContext` ("serial",
+  Minnen 2018) or `Checkerboard` (He et al. 2021)."""
+  if context not in CONTEXTS:
+    raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
+  if context == "serial":
+    return RasterContext([context_branch(m, outputs, hidden=hidden)], split,
+                         mixture_components)
+  return Checkerboard([context_branch(m, outputs, hidden=hidden,
+                                      mask="checkerboard")], split,
+                      mixture_components)
 
 
 class RasterContext(LatentCodec):

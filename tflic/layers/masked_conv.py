@@ -1,15 +1,26 @@
 """Masked convolution of PixelCNN (van den Oord et al. 2016, Fig. 1), the
-context model of Minnen, Ballé and Toderici 2018 (Fig. 4, 5×5, type A)."""
+context model of Minnen, Ballé and Toderici 2018 (Fig. 4, 5×5, type A), and
+the checkerboard context of He et al. 2021 (Fig. 3: a non-anchor sees the
+anchors around it, the positions at an odd distance)."""
 
 import numpy as np
 import tensorflow as tf
 
 
+MASK_TYPES = ("A", "B", "checkerboard")
+
+
 def causal_mask(kh, kw, mask_type="A"):
   """[kh, kw] of 0/1: 1 at the positions before the centre in raster order
-  (and at the centre for type B)."""
-  if mask_type not in ("A", "B"):
-    raise ValueError(f"mask_type must be 'A' or 'B', not {mask_type!r}")
+  (and at the centre for type B); "checkerboard": at the odd offsets
+  (dy + dx odd), all around the centre."""
+  if mask_type not in MASK_TYPES:
+    raise ValueError(f"mask_type must be one of {MASK_TYPES}, not "
+                     f"{mask_type!r}")
+  if mask_type == "checkerboard":
+    dy, dx = np.meshgrid(np.arange(kh) - kh // 2, np.arange(kw) - kw // 2,
+                         indexing="ij")
+    return ((dy + dx) % 2 != 0).astype(np.float32)
   mask = np.zeros((kh, kw), np.float32)
   mask[:kh // 2] = 1
   mask[kh // 2, :kw // 2 + (mask_type == "B")] = 1
@@ -24,7 +35,8 @@ def causal_offsets(kh, kw, mask_type="A"):
 
 class MaskedConv2D(tf.keras.layers.Conv2D):
   """Conv2D ("same" padding, stride 1) whose kernel sees only positions before
-  the centre in raster order: type A excludes the centre, type B includes it."""
+  the centre in raster order: type A excludes the centre, type B includes it;
+  or (type "checkerboard") only the odd offsets."""
 
   def __init__(self, filters, kernel_size, mask_type="A", **kwargs):
     causal_mask(1, 1, mask_type)  # checks the type

@@ -8,12 +8,14 @@ hyperprior and 5×5 context model of Minnen 2018 (`ContextModel`), and a
 discretized Gaussian mixture of K components per element (eq. 9 and 10,
 `entropy.mixture`: ŷ clipped to [−255, 256], the edges take all the tail mass).
 `mixture_components=1` gives a single Gaussian: what CompressAI ships as
-`cheng2020-anchor`/`cheng2020-attn`. Images are padded by reflection.
+`cheng2020-anchor`/`cheng2020-attn`. `context="checkerboard"` (beyond the
+paper): He et al. 2021's two-pass parallel context, the mixture coded
+exactly. Images are padded by reflection.
 """
 
 import tensorflow as tf
 
-from tflic.latent_codecs import RasterContext, context_branch, hyperprior
+from tflic.latent_codecs import context_codec, hyperprior
 from tflic.layers import (Attention, ResidualBlock, ResidualBlockUpsample,
                           ResidualBlockWithStride, SubPixelConv2D)
 from tflic.models.base import CompressionModel
@@ -89,8 +91,8 @@ class Cheng2020(CompressionModel):
   pad_mode = "reflect"
   halo = 12  # g_a reaches 7 latent positions, g_s 11 (test_tiling)
 
-  def __init__(self, num_filters=192, mixture_components=3, lmbda=0.01,
-               distortion="mse", **kwargs):
+  def __init__(self, num_filters=192, mixture_components=3, context="serial",
+               lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     n, k = num_filters, int(mixture_components)
     if k < 1:
@@ -102,10 +104,14 @@ class Cheng2020(CompressionModel):
     # authors' entropy-parameter network: 1×1 convolutions 640 → 640 → 9N
     # for N = 192 (hidden widths 10N/3 for other N).
     outputs = (3 * k if k > 1 else 2) * n
-    self.latent_codec = hyperprior(n, h_a, h_s, RasterContext(
-        [context_branch(n, outputs, hidden=(n * 10 // 3,) * 2)],
-        mixture_split(k, n), k))
+    self.context = context
+    self.latent_codec = hyperprior(n, h_a, h_s, context_codec(
+        context, n, outputs, mixture_split(k, n), k,
+        hidden=(n * 10 // 3,) * 2))
 
   def get_config(self):
-    return dict(super().get_config(), num_filters=self.num_filters,
-                mixture_components=self.mixture_components)
+    config = dict(super().get_config(), num_filters=self.num_filters,
+                  mixture_components=self.mixture_components)
+    if self.context != "serial":  # (serial models keep their identity)
+      config["context"] = self.context
+    return config
