@@ -46,6 +46,10 @@ VARIANTS = {
     "qian2021_experts": ("qian2021", dict(SMALL, warmup_steps=5,
                                           stage_combination="experts")),
     "wen2019": ("wen2019", SMALL),
+    # The parallel context (two passes, Gaussian and K = 3 mixture).
+    "joint_checkerboard": ("joint", dict(SMALL, context="checkerboard")),
+    "cheng2020_checkerboard": ("cheng2020", dict(
+        num_filters=8, mixture_components=3, context="checkerboard")),
     # Variable rate (gain units): the streams carry the quality.
     "hyperprior_vr": ("hyperprior", dict(SMALL, lmbdas=[.002, .01, .05])),
     "cheng2020_vr": ("cheng2020", dict(num_filters=8, mixture_components=3,
