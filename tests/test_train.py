@@ -153,3 +153,27 @@ def test_run_from_before_latent_codecs_resumes(tmp_path):
                       log_every=1)
   assert int(model.optimizer.iterations) == 3
   assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-3")
+
+
+def test_mixed_bfloat16_transforms_float32_elsewhere_and_in_exports():
+  """g_a and g_s compute in bfloat16; GDN, the latent codec and the loss in
+  float32; the exported codec is float32 (its files those of the weights)."""
+  from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from tflic import precision  # pylint: disable=import-outside-toplevel
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  model = train.build("hyperprior", dict(num_filters=8, latent_channels=8,
+                                         hyper_channels=8),
+                      precision_="mixed_bfloat16")
+  conv = model.analysis.layers[0]
+  assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+  assert conv.activation.compute_dtype == "float32"  # GDN
+  assert model.latent_codec.compute_dtype == "float32"
+  model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+  logs = model.train_step(tf.random.stateless_uniform([2, 64, 64, 3], [1, 1]))
+  assert np.isfinite(float(logs["loss"]))
+  codec = codec_lib.Codec(model)
+  assert codec.model.analysis.layers[0].compute_dtype == "float32"
+  image = np.zeros((32, 48, 3), np.uint8)
+  assert codec.decode(codec.encode(image)["bitstream_bytes"])[
+      "image"].shape == (32, 48, 3)
+  assert precision.resolve("auto") in ("float32", "mixed_bfloat16")

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tflic import data
 from tflic import metrics
 from tflic import models
+from tflic import precision
 from tflic.models.base import checkpoint_root
 
 CONFIG_FILE = "config.json"
@@ -73,10 +74,13 @@ def _write_config(model_dir, config):
   os.replace(tmp, path)
 
 
-def build(model_name, model_args, lmbda=0.01, distortion="mse"):
-  """Creates a model and its variables (so checkpoints restore at once)."""
+def build(model_name, model_args, lmbda=0.01, distortion="mse",
+          precision_="float32"):
+  """Creates a model and its variables (so checkpoints restore at once);
+  `precision_`: its transforms' (`precision.apply`)."""
   model = models.create(model_name, lmbda=lmbda, distortion=distortion,
                         **model_args)
+  precision.apply(model, precision_)
   size = model.multiple
   model(tf.zeros([1, size, size, 3]))
   return model
@@ -263,7 +267,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           learning_rate=1e-4, lr_boundaries=(), lr_values=(),
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
-          eval_images=None, eval_every=0):
+          eval_images=None, eval_every=0, precision_="float32"):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -275,7 +279,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
   end) the images of `eval_images` (a --train_data spec) are coded as real
   files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
-  and model_dir/eval.csv. Returns the model."""
+  and model_dir/eval.csv. `precision_`: "float32", "mixed_bfloat16" or
+  "auto" (bfloat16 where the machine computes it natively;
+  `precision.resolve`). Returns the model."""
   rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
@@ -293,8 +299,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
                 distortion=distortion, train_data=train_data)
   _write_config(model_dir, config)
 
+  precision_ = precision.resolve(precision_)
   with strategy.scope():
-    model = build(model_name, model_args, lmbda, distortion)
+    model = build(model_name, model_args, lmbda, distortion, precision_)
     model.compile(optimizer=tf.keras.optimizers.Adam(
         learning_rate, global_clipnorm=clip_norm or None))
     model.optimizer.build(model.trainable_variables)

@@ -82,7 +82,9 @@ class CompressionModel(tf.keras.Model):
     if self.gain_units:
       latents["quality"] = (tf.cast(self._quality(quality), tf.float32) *
                             2. ** gain_units.FRACTION_BITS)
-    return self.synthesis(self.synthesis_input(latents)), bits
+    # (float32 also when the transforms compute in bfloat16: `precision`)
+    return tf.cast(self.synthesis(self.synthesis_input(latents)),
+                   tf.float32), bits
 
   def training_step(self):
     """The optimizer's step while training (None before `compile`)."""
