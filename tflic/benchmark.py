@@ -130,6 +130,8 @@ def slimd_side_information(model, images):
   range coder writes them (spatial context and learned priors) against
   DEFLATE (zlib level 9) of the same indices as bytes (the paper's coding),
   and the number of image-dependent distributions sent."""
+  model = model.clone()
+  model.latent_codec.factorized_codec.freeze()
   coder, rows = model.slimd, []
   for image in images:
     counts, columns = slimd_fit.tile_counts(model, image, coder.tile,

@@ -3,6 +3,7 @@ two `tf.function`s are the `encode` and `decode` signatures of the SavedModel.""
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -128,6 +129,22 @@ def _ordered(latents):
   return [latents[name] for name in sorted(latents)]
 
 
+SHIPPED = "tflic_shipped"  # export/NAME/VERSION of the default model
+
+
+def shipped_model():
+  """The shipped model's SavedModel (export/ beside the package), the
+  default of bin/compress and bin/decompress."""
+  root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+      __file__))), "export", SHIPPED)
+  versions = sorted((int(v) for v in os.listdir(root) if v.isdigit())
+                    if os.path.isdir(root) else [])
+  if not versions:
+    raise FileNotFoundError(f"the shipped model is not in {root}: give "
+                            "--model=SAVEDMODEL_DIR")
+  return os.path.join(root, str(versions[-1]))
+
+
 class SavedCodec:
   """An exported model (SavedModel directory) used from Python: numpy images ↔
   bytes through its `encode`/`decode` signatures."""
@@ -143,9 +160,16 @@ class SavedCodec:
     except KeyError:
       raise ValueError(f"{export_dir} is not a tflic model (it has no "
                        "encode/decode signatures)") from None
+    self._encode_at_quality = self.loaded.signatures.get("encode_at_quality")
 
-  def encode(self, image):
-    """uint8 [H, W, 3] → bytes."""
+  @property
+  def variable_rate(self):
+    """Whether the model takes a quality (`encode(image, quality)`)."""
+    return self._encode_at_quality is not None
+
+  def encode(self, image, quality=None):
+    """uint8 [H, W, 3] → bytes; `quality` (0 … 100): a variable-rate
+    model's rate (None: its middle quality)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
       raise ValueError(f"expected a uint8 [H, W, 3] image, got {image.dtype} "
@@ -154,7 +178,16 @@ class SavedCodec:
       raise ValueError("the image is empty")
     if not fits(*image.shape[:2]):
       raise ValueError(TOO_LARGE)
-    return self._encode(image=tf.constant(image))["bitstream_bytes"].numpy()
+    if quality is None:
+      return self._encode(image=tf.constant(image))["bitstream_bytes"].numpy()
+    if not self.variable_rate:
+      raise ValueError("this model has one rate: it takes no quality (train "
+                       "one with bin/train --variable_rate)")
+    low, high = gain_units.QUALITY_RANGE
+    if not low <= quality <= high:
+      raise ValueError(f"quality {quality} is outside {low:g} … {high:g}")
+    return self._encode_at_quality(image=tf.constant(image), quality=tf.constant(
+        float(quality)))["bitstream_bytes"].numpy()
 
   def decode(self, data, max_pixels=bitstream.MAX_PIXELS):
     """bytes → uint8 [H, W, 3]; a bad stream, or one whose image has more

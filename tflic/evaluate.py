@@ -458,12 +458,12 @@ def plot(means, title, anchor=None, references=None):
   from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
   figure, axes = plt.subplots(1, 2, figsize=(13, 5.5))
   for curve, points in curves(means, references).items():
-    classical = curve in classical.CODECS
+    pillow = curve in classical.CODECS
     published = curve in (references or {})
-    label = curve + (f" {classical.CODECS[curve].chroma}" if classical else "")
+    label = curve + (f" {classical.CODECS[curve].chroma}" if pillow else "")
     label += " (published)" if published else ""
     label += " (anchor)" if curve == anchor else ""
-    style = ":^" if published else "--o" if classical else "-s"
+    style = ":^" if published else "--o" if pillow else "-s"
     for axis, key in zip(axes, ("psnr", "ms_ssim_db")):
       shown = [m for m in points if m[key] is not None]
       if shown:

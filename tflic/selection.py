@@ -4,7 +4,8 @@ The paper meets CLIC's rate limit by coding each image with several models
 (one family at several λ) and keeping, per image, a stream that fits. Two
 rules:
   - `best_fitting`: one image, a size limit: the highest-quality stream of
-    at most `limit` bytes (the smallest one if none fits);
+    at most `limit` bytes (the smallest one if none fits); with a single
+    variable-rate model, `fit_quality` finds the quality by bisection;
   - `allocate`: a set of images, one model per image. By default the CLIC
     rule (`budget="pixels"`): the set's total bytes are at most
     B · Σ pixels / 8, and PSNR is scored from the set's total squared error
@@ -27,6 +28,7 @@ import numpy as np
 from tflic import bitstream
 from tflic import export
 from tflic import metrics
+from tflic.layers import gain_units
 
 METRICS = {"psnr": metrics.psnr, "ms_ssim": metrics.image_ms_ssim}
 
@@ -90,6 +92,30 @@ def best_fitting(candidates, limit):
   if fitting:
     return max(fitting, key=lambda c: (c.quality, -len(c.data))), True
   return min(candidates, key=lambda c: len(c.data)), False
+
+
+def fit_quality(codec, image, limit, steps=12):
+  """A variable-rate model's (`codec.SavedCodec`) largest stream of at most
+  `limit` bytes: bisection over the quality (0 … 100, rate increasing with
+  it, as tfc's tfci finds the λ of separate models). → (stream, quality,
+  whether it fits; if not even the lowest quality fits, its stream)."""
+  low, high = gain_units.QUALITY_RANGE
+  best = (codec.encode(image, low), low)
+  if len(best[0]) > limit:
+    return best[0], low, False
+  top = codec.encode(image, high)
+  if len(top) <= limit:
+    return top, high, True
+  for _ in range(steps):
+    middle = (low + high) / 2
+    data = codec.encode(image, middle)
+    if len(data) <= limit:
+      low = middle
+      if len(data) >= len(best[0]):
+        best = (data, middle)
+    else:
+      high = middle
+  return best[0], best[1], True
 
 
 GRID = 1 << 16  # steps of the summed rate in the allocation's knapsack

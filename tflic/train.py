@@ -4,9 +4,11 @@ Keras `train_step`."""
 
 import bisect
 import collections
+import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import time
 
@@ -22,6 +24,7 @@ from tflic.models.base import checkpoint_root
 
 CONFIG_FILE = "config.json"
 DIVERGENCE_WINDOW = 5  # logged losses averaged by the divergence check
+WORKER_TIMEOUT = 120  # seconds: a silent worker stops the others
 
 
 def configure_logical_cpus(count):
@@ -46,8 +49,28 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy(
         cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
   if name == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    # A worker that stops answering fails the collectives of the others
+    # within this time, with an error, instead of a hang.
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=WORKER_TIMEOUT))
   raise ValueError(f"unknown strategy {name!r} (default, mirrored, multi_worker)")
+
+
+def worker(strategy):
+  """(this worker's index, the number of workers, whether it is the chief:
+  the worker that writes checkpoints, logs and the export)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return 0, 1, True
+  task_type, task_id = resolver.task_type, resolver.task_id
+  cluster = resolver.cluster_spec().as_dict()
+  count = sum(len(tasks) for tasks in cluster.values())
+  chief = task_type == "chief" or (task_type == "worker" and task_id == 0
+                                   and "chief" not in cluster)
+  index = task_id + (len(cluster.get("chief", [])) if task_type == "worker"
+                     else 0)
+  return index, count, chief
 
 
 def read_config(model_dir):
@@ -267,7 +290,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           learning_rate=1e-4, lr_boundaries=(), lr_values=(),
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
-          eval_images=None, eval_every=0, precision_="float32"):
+          eval_images=None, eval_every=0, precision_="float32",
+          export_dir=None):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -281,7 +305,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
   and model_dir/eval.csv. `precision_`: "float32", "mixed_bfloat16" or
   "auto" (bfloat16 where the machine computes it natively;
-  `precision.resolve`). Returns the model."""
+  `precision.resolve`). The chief writes checkpoints, logs, evaluations and
+  (at the end) the SavedModel to `export_dir`, calibrated on the training
+  data. Returns the model."""
   rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
@@ -294,10 +320,12 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   if patch_size % multiple:
     raise ValueError(f"--patch_size must be a multiple of {multiple} for "
                      f"{model_name}")
+  index, workers, chief = worker(strategy)
   os.makedirs(model_dir, exist_ok=True)
   config = dict(model=model_name, args=model_args, lmbda=lmbda,
                 distortion=distortion, train_data=train_data)
-  _write_config(model_dir, config)
+  if chief:
+    _write_config(model_dir, config)
 
   precision_ = precision.resolve(precision_)
   with strategy.scope():
@@ -306,37 +334,51 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         learning_rate, global_clipnorm=clip_norm or None))
     model.optimizer.build(model.trainable_variables)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
-  if manager.latest_checkpoint:
+  # Every worker saves (the strategy needs all of them); the chief's
+  # checkpoints are the run's, the others' go to a directory of their own.
+  manager = tf.train.CheckpointManager(
+      checkpoint, model_dir if chief else os.path.join(
+          model_dir, f".worker-{index}"), max_to_keep=3 if chief else 1)
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest:
     # A run begun before latent codecs resumes through its old names.
     tf.train.Checkpoint(
-        model=checkpoint_root(model, manager.latest_checkpoint),
+        model=checkpoint_root(model, latest),
         optimizer=model.optimizer).restore(
-            manager.latest_checkpoint).assert_existing_objects_matched()
+            latest).assert_existing_objects_matched()
   elif init_from:
     changed, total = load_weights(model, init_from)
     logging.info("initialized %d of %d weights from %s", changed, total,
                  init_from)
   step = int(model.optimizer.iterations.numpy())
   model.optimizer.learning_rate.assign(rate_at(step))  # the flags win on resume
-  logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s",
+  logging.info("%s %s: %s at step %d of %d, %d replica(s), model_dir %s%s",
                model_name, model_args, "resuming" if step else "starting",
-               step, steps, replicas, model_dir)
+               step, steps, replicas, model_dir,
+               f", worker {index} of {workers}" if workers > 1 else "")
   if step >= steps:
     return model
 
   dataset = data.patches(train_data, patch_size, batch_size)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  if workers > 1:  # each worker reads its own share of the patches
+    first = strategy.experimental_local_results(next(iterator))[0]
+    logging.info("worker %d of %d: first batch of %d patches, digest %s",
+                 index, workers, first.shape[0], hashlib.sha256(
+                     first.numpy().tobytes()).hexdigest()[:16])
   train_function = model.make_train_function()
-  writer = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
+  writer = tf.summary.create_file_writer(os.path.join(
+      model_dir, "train" if chief else f".worker-{index}"))
 
   def save():
     if not all(np.isfinite(v.numpy()).all() for v in model.trainable_variables):
       raise FloatingPointError("weights are not finite; checkpoint not saved")
     manager.save(checkpoint_number=step)
-    logging.info("saved checkpoint at step %d", step)
+    if chief:
+      logging.info("saved checkpoint at step %d", step)
 
-  evaluation = eval_images and Evaluation(model_dir, eval_images, train_data)
+  evaluation = (eval_images and chief and
+                Evaluation(model_dir, eval_images, train_data))
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
   recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
@@ -345,7 +387,18 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
       if rate_at(step) != rate_at(step - 1):
         model.optimizer.learning_rate.assign(rate_at(step))
         logging.info("learning rate %g from step %d", rate_at(step), step + 1)
-      logs = train_function(iterator)
+      try:
+        logs = train_function(iterator)
+      except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+              tf.errors.CancelledError, tf.errors.AbortedError,
+              tf.errors.InternalError) as e:
+        if workers == 1:
+          raise
+        raise RuntimeError(
+            f"worker {index} of {workers}: another worker stopped answering "
+            f"at step {step + 1} ({type(e).__name__}); the last checkpoint "
+            f"({tf.train.latest_checkpoint(model_dir)}) is intact: start "
+            "every worker again with the same command to resume") from None
       step += 1
       stop = interrupt.requested  # read once: a signal now is handled next step
       checkpoint = step % checkpoint_every == 0 or step == steps or stop
@@ -381,4 +434,14 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   if interrupt.requested:
     raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved, run "
                             "the same command again to resume")
+  if not chief:
+    shutil.rmtree(os.path.join(model_dir, f".worker-{index}"),
+                  ignore_errors=True)
+  elif export_dir:
+    from tflic import export  # pylint: disable=import-outside-toplevel
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's saving is chatty
+    path = export.export(model, export_dir, overwrite=True, name=model_name,
+                         calibration=calibration_images(model_dir))
+    logging.set_verbosity(logging.INFO)
+    print(f"exported SavedModel to {path}", flush=True)
   return model

@@ -154,10 +154,10 @@ class CompressionModel(tf.keras.Model):
     coding choices, e.g. SLIMD), unfrozen."""
     copy = type(self)(**self.get_config())
     copy(tf.zeros([1, self.multiple, self.multiple, 3]))
+    copy.use_slimd(self.slimd)  # first: the variables' order follows it
     for target, value in zip(copy.trainable_variables,
                              self.trainable_variables, strict=True):
       target.assign(value)
-    copy.use_slimd(self.slimd)
     return copy
 
   def set_memory_budget(self, budget):
