@@ -1,14 +1,16 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   trains a small hyperprior, exports it, codes a photo, prints the figures
+#   make demo   codes a photo with the shipped model at three qualities and JPEG
+#               at the same sizes: a table and a picture (build/demo/)
 #   make test   runs the fast test suite (make test-all adds the slow tests)
+# make demo-train trains a tiny model for a few hundred steps and exports it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEMO_STEPS ?= 1000
+DEMO_STEPS ?= 300
 DEMO_PHOTO = $(shell $(PY) -c "import tflic.data as d; print(d.samples_holdout())" 2>/dev/null)
 DEMO_EXPORT = build/export/hyperprior_tiny/1
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo demo-train test test-all clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +23,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: install
+	$(PY) bin/demo --output=build/demo/comparison.png
+
+demo-train: install
 	$(PY) bin/train --flagfile=configs/hyperprior_tiny.cfg --steps=$(DEMO_STEPS)
 	@mkdir -p build/demo
 	$(PY) bin/compress --model=$(DEMO_EXPORT) -v --overwrite $(DEMO_PHOTO) build/demo/photo.tfl
@@ -36,10 +41,10 @@ demo: install
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 test-all: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m ""
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 -m ""
 
 clean:
 	rm -rf build

@@ -18,6 +18,7 @@ an anchor curve.
 import collections
 import csv
 import dataclasses
+import functools
 import glob
 import importlib.metadata
 import io
@@ -63,6 +64,11 @@ class Setting:
   encode: typing.Optional[typing.Callable]  # None until loaded (`load`)
   decode: typing.Optional[typing.Callable]
   source: str  # the SavedModel directory or the codec's description
+  quality: typing.Optional[float] = None  # of a variable-rate model
+
+
+# The qualities of a variable-rate model's curve (bin/evaluate --qualities).
+MODEL_QUALITIES = (0., 20., 40., 60., 80., 100.)
 
 
 # -- what is evaluated ------------------------------------------------------------
@@ -83,9 +89,10 @@ def model_dirs(spec):
   return found
 
 
-def model_settings(spec):
+def model_settings(spec, qualities=MODEL_QUALITIES):
   """The settings of the exported models of a `--models` spec, described from
-  their export info; `load` loads them."""
+  their export info (a variable-rate model: one per quality, its levels
+  are one curve); `load` loads them."""
   from tflic import export  # pylint: disable=import-outside-toplevel
   settings = []
   for curve, path in model_dirs(spec):
@@ -95,6 +102,10 @@ def model_settings(spec):
       curve = info.get("name") or info.get("model") or os.path.basename(path)
       if config.get("distortion", "mse") != "mse":
         curve += f" ({config['distortion']})"
+    if info.get("levels"):
+      settings += [Setting(curve, f"{curve} q={q:g}", q, None, None,
+                           os.path.abspath(path), q) for q in qualities]
+      continue
     lmbda = float(config.get("lmbda", math.nan))
     settings.append(Setting(curve, f"{curve} λ={lmbda:g}", lmbda, None, None,
                             os.path.abspath(path)))
@@ -110,10 +121,19 @@ def load(setting):
   coded, so that no timing includes tracing) if it is a model's."""
   if setting.encode is not None:
     return setting
+  model = _saved(setting.source)
+  return dataclasses.replace(
+      setting, encode=lambda image: model.encode(image, setting.quality),
+      decode=model.decode)
+
+
+@functools.lru_cache(maxsize=4)
+def _saved(path):
+  """A SavedModel, loaded once for all its settings, warmed up."""
   from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
-  model = codec_lib.SavedCodec(setting.source)
+  model = codec_lib.SavedCodec(path)
   model.decode(model.encode(np.zeros([32, 32, 3], np.uint8)))
-  return dataclasses.replace(setting, encode=model.encode, decode=model.decode)
+  return model
 
 
 def codec_settings(names, qualities=None):

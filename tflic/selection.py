@@ -52,13 +52,26 @@ class Candidate:
     return 8 * len(self.data) / self.pixels
 
 
+def settings(models, qualities):
+  """{name: (SavedCodec, quality)}: each model, and each variable-rate one at
+  each of `qualities` (named "DIR q=Q")."""
+  result = {}
+  for name, model in models.items():
+    if model.variable_rate:
+      result.update({f"{name} q={q:g}": (model, q) for q in qualities})
+    else:
+      result[name] = (model, None)
+  return result
+
+
 def code_with_each(image, models, metric="psnr"):
   """Codes `image` (uint8 [H, W, 3]) with each of `models` ({name:
-  SavedCodec}) and decodes each stream to measure its `metric` (a key of
-  METRICS). → [Candidate]."""
+  SavedCodec, or (SavedCodec, quality): `settings`}) and decodes each
+  stream to measure its `metric` (a key of METRICS). → [Candidate]."""
   result = []
   for name, model in models.items():
-    data = model.encode(image)
+    model, quality = model if isinstance(model, tuple) else (model, None)
+    data = model.encode(image, quality)
     decoded = model.decode(data)
     error = np.sum(np.square(image.astype(np.float64) - decoded))
     result.append(Candidate(name, data, image.shape[0] * image.shape[1],
