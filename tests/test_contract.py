@@ -77,7 +77,7 @@ def test_damaged_streams_are_refused(codecs, variant, photo):
   to decode: a `BitstreamError` either way, never a silently other image."""
   codec = codecs(variant)
   data = codec.encode(photo[:64, :96])["bitstream_bytes"].numpy()
-  num_streams = codec.model.latent_codec.num_streams
+  num_streams = codec.model.num_streams
   height, width, streams, check = bitstream.unpack(data, codec.model_id,
                                                    num_streams)
   streams = [s.numpy() for s in streams]

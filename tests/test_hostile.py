@@ -29,7 +29,7 @@ for i in range(count):
   side = lambda: int(rng.integers(1, 300))
   streams = [rng.integers(0, 256, int(rng.choice([0, 1, 3, 50, 2000])),
                           dtype=np.uint8).tobytes()
-             for _ in range(codec.model.latent_codec.num_streams)]
+             for _ in range(codec.model.num_streams)]
   data = bitstream.pack(codec.model_id, side(), side(), streams,
                         tf.constant(0, tf.int64)).numpy()
   start = time.perf_counter()

@@ -107,4 +107,4 @@ def test_a_fixed_rate_run_starts_a_variable_rate_one(trained_dir, exported_dir,
     np.testing.assert_allclose(model.latent(padded(model, random_image(
         64, 64)), 1.), y, rtol=1e-6)
   with pytest.raises(ValueError, match="none of its weights"):
-    train.load_weights(models.create("joint", **TINY), trained_dir)
+    train.load_weights(train.build("joint", TINY, lmbda=.01), trained_dir)
