@@ -41,10 +41,10 @@ demo-train: install
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 test-all: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15 -m ""
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 -m ""
 
 clean:
 	rm -rf build

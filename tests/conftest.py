@@ -27,6 +27,16 @@ from tests.golden import make as golden
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(num_filters=16, latent_channels=16, hyper_channels=16)
 VARIANTS = sorted(golden.VARIANTS)
+
+
+def variants(names=VARIANTS, fast=None):
+  """Parameters for tests over golden variants. Each is in its variant's
+  xdist group (`make test` runs `--dist loadgroup`), so one worker builds
+  and traces a variant's codec for all its tests. Those not in `fast` (if
+  given) run in the slow suite only."""
+  return [pytest.param(name, marks=[pytest.mark.xdist_group(name)] + (
+      [pytest.mark.slow] if fast is not None and name not in fast else []))
+          for name in names]
 # Child processes import tflic from this tree (not from wherever the package
 # is installed), e.g. when the suite runs from a git worktree, and use one
 # intra-op thread unless a test is about threads.
@@ -113,13 +123,15 @@ def trained_dir(run_dirs):
 
 @pytest.fixture(scope="session")
 def exports(tmp_path_factory):
-  """The SavedModel of every golden variant, by variant."""
-  def make(path):
-    for variant in VARIANTS:
-      export.export(golden.load(variant), os.path.join(path, variant, "1"),
-                    name=golden.VARIANTS[variant][0])
-  root = shared(tmp_path_factory, "exports", make)
-  return {v: os.path.join(root, v, "1") for v in VARIANTS}
+  """variant → the SavedModel of its golden model, exported on first use."""
+  class Exports(dict):
+    def __missing__(self, variant):
+      root = shared(tmp_path_factory, f"export-{variant}", lambda path: (
+          export.export(golden.load(variant), os.path.join(path, "1"),
+                        name=golden.VARIANTS[variant][0])))
+      self[variant] = os.path.join(root, "1")
+      return self[variant]
+  return Exports()
 
 
 @pytest.fixture(scope="session")
@@ -153,12 +165,30 @@ def padded(model, image):
   return tf.cast(x, tf.float32)[None] / 255.
 
 
-def assert_exact_coding(model, x, estimate=True):
+_TRACED = {}
+
+
+def coding_functions(model, fresh=False):
+  """`model`'s encode_latents and decode_latents as tf.functions for images
+  of any size, traced once per model (`fresh`: traced anew, e.g. after a
+  test changed a constant that is read when tracing)."""
+  if fresh or id(model) not in _TRACED:
+    encode = tf.function(model.encode_latents, input_signature=[
+        tf.TensorSpec([1, None, None, 3], tf.float32)])
+    decode = tf.function(model.decode_latents, input_signature=[
+        [tf.TensorSpec([], tf.string)] * model.num_streams,
+        tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+    _TRACED[id(model)] = model, encode, decode
+  return _TRACED[id(model)][1:]
+
+
+def assert_exact_coding(model, x, estimate=True, fresh=False):
   """A frozen model's encoder and decoder agree on every latent, and the
   streams' size matches the model's estimated rate. Returns the encoder's
-  latents."""
-  streams, encoded = tf.function(model.encode_latents)(x)
-  decoded = tf.function(model.decode_latents)(streams, *x.shape[1:3])
+  latents. (`fresh`: `coding_functions`.)"""
+  encode, decode = coding_functions(model, fresh)
+  streams, encoded = encode(x)
+  decoded = decode(streams, *x.shape[1:3])
   assert sorted(encoded) == sorted(decoded)
   for name in encoded:
     np.testing.assert_array_equal(encoded[name].numpy(), decoded[name].numpy())

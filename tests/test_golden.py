@@ -17,10 +17,8 @@ import pytest
 import tensorflow as tf
 
 from tflic import bitstream
-from tflic import codec as codec_lib
+from tests.conftest import VARIANTS, variants
 from tests.golden import make
-
-VARIANTS = sorted(make.VARIANTS)
 
 
 def test_every_model_has_golden_streams():
@@ -30,9 +28,9 @@ def test_every_model_has_golden_streams():
     assert os.path.exists(os.path.join(make.ROOT, variant, "photo.tfl")), variant
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_golden_streams(variant):
-  codec = codec_lib.Codec(make.load(variant))
+@pytest.mark.parametrize("variant", variants())
+def test_golden_streams(codecs, variant):
+  codec = codecs(variant)
   for name, image in make.images().items():
     folder = os.path.join(make.ROOT, variant)
     with open(os.path.join(folder, f"{name}.tfl"), "rb") as f:

@@ -150,6 +150,8 @@ def test_24_megapixels_within_the_budget(tmp_path):
   result = run(["-c", _PEAK, path, "4000", "6000"])
   assert result.returncode == 0, result.stderr
   peak = int(result.stdout.split()[0])
+  print(f"24 MP encode + decode in one process: peak RSS {peak / 2**30:.2f} "
+        f"GiB, budget {budget / 2**30:.2f} GiB")
   assert peak < budget, peak
 
 
@@ -180,4 +182,6 @@ def test_forged_stream_at_the_maximum_size(tmp_path):
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
   assert lines[0].startswith("refused:"), lines
+  print(f"forged 8192² stream: peak RSS {int(lines[-1]) / 2**30:.2f} GiB, "
+        f"budget {budget / 2**30:.2f} GiB")
   assert int(lines[-1]) < budget, lines

@@ -13,7 +13,7 @@ from tflic import metrics
 from tflic import models
 from tflic import train
 from tflic.layers import gain_units
-from tests.conftest import TINY, padded, random_image
+from tests.conftest import TINY, padded, random_image, variants
 
 LMBDAS = [.002, .01, .05]
 
@@ -34,7 +34,8 @@ def test_gains_start_on_the_high_rate_step_and_interpolate():
     gain_units.GainUnits([.01, .002])
 
 
-@pytest.mark.parametrize("variant", ["hyperprior_vr", "cheng2020_vr"])
+@pytest.mark.parametrize("variant", variants(["hyperprior_vr",
+                                               "cheng2020_vr"]))
 def test_every_quality_codes_exactly_and_the_file_says_which(codecs, variant,
                                                              photo):
   codec = codecs(variant)
