@@ -59,7 +59,7 @@ def test_registry():
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192)
   assert models.architecture("cheng2020") == dict(
-      num_filters=192, mixture_components=3)
+      num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
     models.get("nope")
   # A misspelt argument is refused with the known ones, not dropped.

@@ -296,7 +296,8 @@ def _fit_copy(tmp_path_factory, name, run_dir):
   return shared(tmp_path_factory, f"run-{name}-slimd", make)
 
 
-@pytest.mark.parametrize("variant", ["hyperprior", "joint"])
+@pytest.mark.parametrize("variant", [
+    "hyperprior", pytest.param("joint", marks=pytest.mark.slow)])
 def test_hyper_latent_round_trip(run_dirs, variant, tmp_path_factory, photo):
   """Beyond the paper: ẑ of a hyperprior or context model coded with SLIMD
   (three streams: ẑ's side information and code, ŷ) decodes to the
@@ -318,6 +319,7 @@ def test_hyper_latent_round_trip(run_dirs, variant, tmp_path_factory, photo):
     np.testing.assert_array_equal(decoded[name].numpy(), expected[name].numpy())
 
 
+@pytest.mark.slow
 def test_hyper_latent_savedmodel_in_a_fresh_process(trained_dir, tmp_path,
                                                     tmp_path_factory, photo):
   """bin/export codes a hyperprior run's ẑ with its dictionary (--noslimd:

@@ -107,5 +107,9 @@ def test_a_fixed_rate_run_starts_a_variable_rate_one(trained_dir, exported_dir,
     y = fixed.latent(padded(fixed, random_image(64, 64)))
     np.testing.assert_allclose(model.latent(padded(model, random_image(
         64, 64)), 1.), y, rtol=1e-6)
+  # Another architecture: an error that names the source, from a checkpoint
+  # (a weight of another shape) or a SavedModel (matched by name and shape).
+  with pytest.raises(ValueError, match="--init_from=.*incompatible"):
+    train.load_weights(train.build("joint", TINY), trained_dir)
   with pytest.raises(ValueError, match="none of its weights"):
-    train.load_weights(train.build("joint", TINY, lmbda=.01), trained_dir)
+    train.load_weights(train.build("joint", TINY), exported_dir)
