@@ -4,6 +4,7 @@ Keras `train_step`."""
 
 import bisect
 import collections
+import contextlib
 import hashlib
 import json
 import math
@@ -234,6 +235,25 @@ def load_weights(model, source):
   return changed, len(variables)
 
 
+@contextlib.contextmanager
+def _lost_worker(workers, index, step, model_dir):
+  """With several workers: a collective that fails because another worker
+  stopped answering (in the step, the metrics' reset or the checkpoint)
+  becomes one clear error that says how to resume."""
+  try:
+    yield
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+          tf.errors.CancelledError, tf.errors.AbortedError,
+          tf.errors.InternalError) as e:
+    if workers == 1:
+      raise
+    raise RuntimeError(
+        f"worker {index} of {workers}: another worker stopped answering "
+        f"at step {step + 1} ({type(e).__name__}); the last checkpoint "
+        f"({tf.train.latest_checkpoint(model_dir)}) is intact: start "
+        "every worker again with the same command to resume") from None
+
+
 class _Interrupt:
   """Turns SIGINT/SIGTERM into a flag, so the loop can save and stop."""
 
@@ -387,46 +407,38 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
       if rate_at(step) != rate_at(step - 1):
         model.optimizer.learning_rate.assign(rate_at(step))
         logging.info("learning rate %g from step %d", rate_at(step), step + 1)
-      try:
+      with _lost_worker(workers, index, step, model_dir):
         logs = train_function(iterator)
-      except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-              tf.errors.CancelledError, tf.errors.AbortedError,
-              tf.errors.InternalError) as e:
-        if workers == 1:
-          raise
-        raise RuntimeError(
-            f"worker {index} of {workers}: another worker stopped answering "
-            f"at step {step + 1} ({type(e).__name__}); the last checkpoint "
-            f"({tf.train.latest_checkpoint(model_dir)}) is intact: start "
-            "every worker again with the same command to resume") from None
-      step += 1
-      stop = interrupt.requested  # read once: a signal now is handled next step
-      checkpoint = step % checkpoint_every == 0 or step == steps or stop
-      if step % log_every == 0 or checkpoint:
-        # Every checkpoint is preceded by this check, so none holds a diverged model.
-        logs = {k: float(v) for k, v in logs.items()}
-        rate = (step - start_step) / (time.time() - start_time)
-        logging.info("step %d/%d  %s  %.2f steps/s  eta %s", step, steps,
-                     "  ".join(f"{k} {v:.4g}" for k, v in logs.items()), rate,
-                     _format_seconds((steps - step) / rate))
-        with writer.as_default(step=step):
-          for name, value in logs.items():
-            tf.summary.scalar(name, value)
-        recent.append(logs["loss"])
-        loss = sum(recent) / len(recent)
-        best_loss = min(best_loss, loss)
-        if (logs["nonfinite"] == 1. or not math.isfinite(loss)
-            or loss > divergence_factor * best_loss):
-          raise FloatingPointError(
-              f"training diverged at step {step} (mean loss of the last "
-              f"{len(recent)} logs {loss:.4g}, lowest {best_loss:.4g}; "
-              f"non-finite steps {logs['nonfinite']:.0%}). The "
-              f"last checkpoint ({manager.latest_checkpoint}) is intact: resume "
-              "from it with a lower --learning_rate.")
-        for tracker in model.metrics:
-          tracker.reset_state()
-      if checkpoint:
-        save()
+        step += 1
+        # Read once: a signal from now on is handled at the next step.
+        stop = interrupt.requested
+        checkpoint = step % checkpoint_every == 0 or step == steps or stop
+        if step % log_every == 0 or checkpoint:
+          # Every checkpoint is preceded by this check, so none holds a
+          # diverged model.
+          logs = {k: float(v) for k, v in logs.items()}
+          rate = (step - start_step) / (time.time() - start_time)
+          logging.info("step %d/%d  %s  %.2f steps/s  eta %s", step, steps,
+                       "  ".join(f"{k} {v:.4g}" for k, v in logs.items()), rate,
+                       _format_seconds((steps - step) / rate))
+          with writer.as_default(step=step):
+            for name, value in logs.items():
+              tf.summary.scalar(name, value)
+          recent.append(logs["loss"])
+          loss = sum(recent) / len(recent)
+          best_loss = min(best_loss, loss)
+          if (logs["nonfinite"] == 1. or not math.isfinite(loss)
+              or loss > divergence_factor * best_loss):
+            raise FloatingPointError(
+                f"training diverged at step {step} (mean loss of the last "
+                f"{len(recent)} logs {loss:.4g}, lowest {best_loss:.4g}; "
+                f"non-finite steps {logs['nonfinite']:.0%}). The "
+                f"last checkpoint ({manager.latest_checkpoint}) is intact: "
+                "resume from it with a lower --learning_rate.")
+          for tracker in model.metrics:
+            tracker.reset_state()
+        if checkpoint:
+          save()
       if evaluation and (step == steps or step % eval_every == 0):
         evaluation(model, step)
       if stop:
