@@ -37,6 +37,8 @@ def variants(names=VARIANTS, fast=None):
   return [pytest.param(name, marks=[pytest.mark.xdist_group(name)] + (
       [pytest.mark.slow] if fast is not None and name not in fast else []))
           for name in names]
+
+
 # Child processes import tflic from this tree (not from wherever the package
 # is installed), e.g. when the suite runs from a git worktree, and use one
 # intra-op thread unless a test is about threads.
