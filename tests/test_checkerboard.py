@@ -40,16 +40,25 @@ def test_anchors_from_psi_alone_non_anchors_from_the_anchors(name, args):
                       tf.float32)
   psi = codec.psi_rows(z_hat)(0, 8)
   mask = anchors(8, 8)[None]
+  is_anchor = mask[0, ..., 0].numpy() > 0
 
   def parameters(y):
-    integer = path.parallel(tf.constant(y, tf.int32) * tf.cast(mask, tf.int32),
-                            psi, 1 - tf.cast(mask, tf.int32))[0].numpy()
+    """Integer parameters as the coder computes them (anchors with φ = 0,
+    non-anchors from the anchors), float ones as training does."""
+    context = tf.constant(y, tf.int32) * tf.cast(mask, tf.int32)
+    at_anchors = path.parallel(None, psi, tf.where(is_anchor)).numpy()
+    integer = np.zeros((8, 8, at_anchors.shape[-1]), at_anchors.dtype)
+    integer[is_anchor] = at_anchors
+    integer[~is_anchor] = path.parallel(context, psi,
+                                        tf.where(~is_anchor)).numpy()
     floats = path(codec.h_s(z_hat), tf.constant(y, tf.float32) * mask,
                   1. - mask)[0].numpy()
     return integer, floats
 
   before = parameters(y)
-  is_anchor = mask[0, ..., 0].numpy() > 0
+  everywhere = path.parallel(  # the network at every position: the same
+      tf.constant(y, tf.int32) * tf.cast(mask, tf.int32), psi)[0].numpy()
+  np.testing.assert_array_equal(before[0][~is_anchor], everywhere[~is_anchor])
   changed = y.copy()
   changed[0, 3, 4] += 3  # a non-anchor
   for a, b in zip(parameters(changed), before):

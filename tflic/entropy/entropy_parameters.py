@@ -275,23 +275,27 @@ class EntropyParameters(tf.keras.layers.Layer):
     return max(c.rows_above for c in self.causals)
 
   # -- integer form, in parallel ----------------------------------------------
-  def parallel(self, y_symbols, psi, context_mask=None):
-    """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once;
-    the context zeroed where `context_mask` (int32) is 0."""
+  def parallel(self, y_symbols, psi, where=None):
+    """Integer parameters [B, H, W, P] from ŷ (int32) and ψ, all at once.
+    With `where` ([n, 2] rows and columns of batch item 0): [n, P] at those
+    positions only, the pointwise network run there only. `y_symbols` None:
+    no context (φ = 0, the checkerboard's anchors)."""
+    def pick(t):
+      return t if where is None else tf.gather_nd(t[0], where)[None, None]
     outputs = []
     for causal, network in zip(self.causals, self.integer_networks):
       first, *rest = network
       c = causal.channels
-      context = causal.parallel(y_symbols)
-      if context_mask is not None:
-        context *= context_mask
-      x = first.requantize(
-          first.accumulate(context, (0, c), bias=False) +
-          first.accumulate(psi, (c, first.kernel.shape[2])))
+      acc = first.accumulate(pick(psi), (c, first.kernel.shape[2]))
+      if y_symbols is not None:
+        acc += first.accumulate(pick(causal.parallel(y_symbols)), (0, c),
+                                bias=False)
+      x = first.requantize(acc)
       for layer in rest:
         x = layer(x)
       outputs.append(x)
-    return tf.concat(outputs, -1)
+    params = tf.concat(outputs, -1)
+    return params if where is None else params[0, 0]
 
   def parallel_rows(self, y_symbols, psi_rows, start, stop):
     """`parallel` for rows [start, stop) only (the same integers), from the

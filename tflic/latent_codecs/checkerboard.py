@@ -15,8 +15,10 @@ codes a mixture with a parallel context exactly.
 Coding (format 3): pass 1 codes every anchor, pass 2 every non-anchor, each
 in bands of rows (`entropy/bands.py`, one coding call per band), so that
 its parameters, computed with the integer networks of
-`entropy_parameters.EntropyParameters` from the ψ rows of the band and the
-anchors within the context's reach, do not grow with the image.
+`entropy_parameters.EntropyParameters` from the ψ rows of the band (and,
+for the non-anchors, the anchors within the context's reach), do not grow
+with the image. The pointwise network runs at the pass's positions only,
+and the anchors' pass computes no context: φ is 0 there.
 """
 
 import tensorflow as tf
@@ -84,17 +86,20 @@ class Checkerboard(LatentCodec):
 
     def band(state, start, stop):
       handle, y_hat = state
-      first = tf.maximum(start - self.reach, 0)
-      last = tf.minimum(stop + self.reach, height)
-      window = anchors(height, width, tf.int32)[first:last]
-      context = (y_hat[first:last] * window)[None]
-      params = self.parameters.parallel(
-          context, psi_rows(first, last), (1 - window)[None])[0]
-      params = params[start - first:stop - first]
-      selected = tf.equal(window[start - first:stop - first, :, 0],
+      selected = tf.equal(anchors(height, width, tf.int32)[start:stop, :, 0],
                           1 if anchor else 0)
       where = tf.where(selected)
-      params = ep.distribution(split, tf.boolean_mask(params, selected))
+      if anchor:  # φ = 0 at the anchors: ψ alone
+        params = self.parameters.parallel(None, psi_rows(start, stop), where)
+      else:
+        first = tf.maximum(start - self.reach, 0)
+        last = tf.minimum(stop + self.reach, height)
+        context = y_hat[first:last] * anchors(height, width, tf.int32)[
+            first:last]
+        params = self.parameters.parallel(
+            context[None], psi_rows(first, last),
+            where + tf.cast([[start - first, 0]], tf.int64))
+      params = ep.distribution(split, params)
       flat = [tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))
               for t in params]
       positions = where + tf.cast([[start, 0]], tf.int64)
