@@ -34,13 +34,17 @@ def fingerprint(model):
   Variable names and order are left out, and equal values count once: names
   depend on what the process created before (Keras and tensorflow-compression
   make them unique per process), and a model frozen twice still tracks its
-  first, equal tables. So the same weights always give the same identity."""
+  first, equal tables. So the same weights always give the same identity.
+  Integers narrower than 32 bits count as int32 (the same values whatever
+  width stores them)."""
   digest = hashlib.sha256()
   digest.update((model.identity or type(model).__name__).encode())
   digest.update(json.dumps(model.get_config(), sort_keys=True).encode())
   parts = set()
   for variable in model.coding_variables():
     value = np.ascontiguousarray(variable.numpy())
+    if value.dtype.kind == "i" and value.dtype.itemsize < 4:
+      value = value.astype(np.int32)
     parts.add(hashlib.sha256(
         f"{value.dtype}{value.shape}".encode() + value.tobytes()).digest())
   for part in sorted(parts):

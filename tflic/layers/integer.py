@@ -63,7 +63,7 @@ class _Ops:
   def accumulate(self, x, channels=None, bias=True):
     """The exact accumulators A (int32) of x; `channels` = (start, stop)
     uses only those input channels of the kernel (x holds just them)."""
-    kernel = self.kernel
+    kernel = tf.cast(self.kernel, tf.int32)
     if channels is not None:
       kernel = kernel[:, :, channels[0]:channels[1]]
     if self.kind == "conv":
@@ -95,7 +95,7 @@ class _Ops:
     """The kernel as a matrix [n · C_in, C_out] for one output position:
     rows for the taps at `offsets` (dy, dx) from the centre, in that order
     (None: a 1×1 kernel), so the convolution there is one matrix product."""
-    kernel = self.kernel
+    kernel = tf.cast(self.kernel, tf.int32)
     if channels is not None:
       kernel = kernel[:, :, channels[0]:channels[1]]
     if offsets is None:
@@ -121,7 +121,11 @@ class IntegerConv(tf.Module, _Ops):
     self.kind, self.strides, self.block = kind, int(strides), int(block)
     variable = lambda value, dtype, n: tf.Variable(
         np.asarray(value), dtype=dtype, trainable=False, name=n)
-    self.kernel = variable(kernel, tf.int32, "kernel")
+    # Stored in 16 bits when it fits (`convert`'s weights always do: half
+    # the SavedModel's integer bytes), computed with in 32.
+    kernel = np.asarray(kernel)
+    self.kernel = variable(kernel, tf.int16 if np.abs(kernel).max(
+        initial=0) < 1 << 15 else tf.int32, "kernel")
     self.bias = variable(bias, tf.int32, "bias")
     self.multiplier = variable(multiplier, tf.int64, "multiplier")
     self.negative_multiplier = (None if negative_multiplier is None else
@@ -142,6 +146,7 @@ class IntegerConv(tf.Module, _Ops):
     for name in self._VALUES:
       value = getattr(self, name)
       setattr(values, name, None if value is None else tf.identity(value))
+    values.kernel = tf.cast(values.kernel, tf.int32)
     return values
 
 
