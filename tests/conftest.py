@@ -6,17 +6,26 @@ The suite runs on both cores (`make test`: pytest-xdist, 2 workers); what
 several workers need is made once, by the first worker that asks for it,
 and shared through the session's temporary directory."""
 
+import collections
+import contextlib
+import importlib.machinery
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import types
 
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
 import filelock
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import cli
 from tflic import codec as codec_lib
 from tflic import data
 from tflic import export
@@ -56,6 +65,41 @@ def run(args, env=None, timeout=600, **kwargs):
   return subprocess.run([sys.executable] + list(args), capture_output=True,
                         text=True, env=dict(ENV, **(env or {})), cwd=ROOT,
                         timeout=timeout, **kwargs)
+
+
+Result = collections.namedtuple("Result", "returncode stdout stderr")
+
+
+def tool(args):
+  """bin/NAME (args[0]) run in this process, as `run` runs it in a fresh one
+  (each tool keeps one end-to-end `run` test): its flags defined, parsed
+  from args and removed again after (the tools define flags of the same
+  names); stdout and stderr captured; user, usage and flag errors end in
+  exit code 1 as under absl's app."""
+  path = os.path.join(ROOT, args[0])
+  name = os.path.basename(path)
+  before = set(flags.FLAGS)
+  loader = importlib.machinery.SourceFileLoader(f"bin_{name}", path)
+  module = sys.modules[loader.name] = types.ModuleType(loader.name)
+  module.__file__ = path
+  stdout, stderr = io.StringIO(), io.StringIO()
+  try:
+    loader.exec_module(module)
+    with flagsaver.flagsaver(), contextlib.redirect_stdout(stdout), \
+        contextlib.redirect_stderr(stderr):
+      try:
+        code = cli.call(module.main, cli.parse([name] + list(args[1:])),
+                        name)
+      except (flags.Error, app.UsageError) as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        code = 1
+      except SystemExit as e:
+        code = e.code
+  finally:
+    for flag in set(flags.FLAGS) - before:
+      delattr(flags.FLAGS, flag)
+    del sys.modules[loader.name]
+  return Result(code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from tflic import codec as codec_lib
 from tflic import images
 from tflic import models
-from tests.conftest import ROOT, random_image, run
+from tests.conftest import ROOT, random_image, run, tool
 
 
 def test_compress_decompress_files(exported_dir, photo, tmp_path):
@@ -32,14 +32,14 @@ def test_compress_decompress_files(exported_dir, photo, tmp_path):
                                 library.decode(data))
 
   # Existing outputs are never replaced without --overwrite.
-  result = run(["bin/decompress", f"--model={exported_dir}", coded, decoded])
+  result = tool(["bin/decompress", f"--model={exported_dir}", coded, decoded])
   assert result.returncode == 1 and "--overwrite" in result.stderr
   # A damaged stream: one line, non-zero exit, no output file.
   damaged = bytearray(data)
   damaged[len(data) // 2] ^= 1
   open(coded, "wb").write(bytes(damaged))
-  result = run(["bin/decompress", f"--model={exported_dir}", coded,
-                str(tmp_path / "new.png")])
+  result = tool(["bin/decompress", f"--model={exported_dir}", coded,
+                 str(tmp_path / "new.png")])
   assert result.returncode == 1
   assert result.stderr.strip().splitlines() == [
       "decompress: error: damaged bitstream (integrity check failed)"]
@@ -49,8 +49,8 @@ def test_compress_decompress_files(exported_dir, photo, tmp_path):
 def test_rgba_input_is_converted_with_a_notice(exported_dir, tmp_path):
   rgba = np.dstack([random_image(20, 30), np.full((20, 30), 128, np.uint8)])
   Image.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
-  result = run(["bin/compress", f"--model={exported_dir}", str(tmp_path / "in.png"),
-                str(tmp_path / "out.tfl")])
+  result = tool(["bin/compress", f"--model={exported_dir}",
+                 str(tmp_path / "in.png"), str(tmp_path / "out.tfl")])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "notice:" in result.stdout and "alpha channel dropped" in result.stdout
 

@@ -8,7 +8,7 @@ import pytest
 from tflic import codec as codec_lib
 from tflic import demo
 from tflic import selection
-from tests.conftest import run
+from tests.conftest import run, tool
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +50,16 @@ def test_command_line(variable_rate, photo, tmp_path):
   source = tmp_path / "in.png"
   Image.fromarray(photo[:96, :160]).save(source)
   saved = codec_lib.SavedCodec(variable_rate)
-  result = run(["bin/compress", f"--model={variable_rate}", "--quality=80",
-                str(source), str(tmp_path / "q80.tfl")])
+  result = tool(["bin/compress", f"--model={variable_rate}", "--quality=80",
+                 str(source), str(tmp_path / "q80.tfl")])
   assert result.returncode == 0, result.stderr[-2000:]
   assert (tmp_path / "q80.tfl").read_bytes() == saved.encode(
       photo[:96, :160], 80.)
   limit = len(saved.encode(photo[:96, :160], 50.))
   target = (limit + .5) * 8 / (96 * 160)
-  result = run(["bin/compress", f"--model={variable_rate}", "-v",
-                f"--target_bpp={target}", str(source), str(tmp_path / "t.tfl")])
+  result = tool(["bin/compress", f"--model={variable_rate}", "-v",
+                 f"--target_bpp={target}", str(source),
+                 str(tmp_path / "t.tfl")])
   assert result.returncode == 0, result.stderr[-2000:]
   assert 0.9 * limit <= len((tmp_path / "t.tfl").read_bytes()) <= limit
   result = run(["bin/demo", f"--model={variable_rate}", f"--image={source}",

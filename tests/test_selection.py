@@ -14,7 +14,7 @@ from tflic import codec
 from tflic import export
 from tflic import selection
 from tflic import train
-from tests.conftest import random_image, run
+from tests.conftest import random_image, run, tool
 
 
 def _candidate(model, bpp, quality, pixels=800):
@@ -136,14 +136,14 @@ def test_compress_keeps_the_best_fitting_model_and_decompress_finds_it(
       (min(sizes) - 1, small, True)):
     out = tmp_path / f"out{target_bytes}.tfl"
     target_bpp = (target_bytes + .5) * 8 / (64 * 96)
-    result = run(["bin/compress", models, f"--target_bpp={target_bpp}", "-v",
-                  str(source), str(out)])
+    result = tool(["bin/compress", models, f"--target_bpp={target_bpp}",
+                   "-v", str(source), str(out)])
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.read_bytes() == streams[expected]
     assert ("notice: no model fits" in result.stdout) == notice
     assert f"* {two_models[expected]}:" in result.stdout
     png = tmp_path / f"out{target_bytes}.png"
-    result = run(["bin/decompress", models, str(out), str(png)])
+    result = tool(["bin/decompress", models, str(out), str(png)])
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.asarray(Image.open(png)), decoded[expected])
 
@@ -153,12 +153,12 @@ def test_compress_keeps_the_best_fitting_model_and_decompress_finds_it(
     selection.model_for(streams[1], two_models[:1])
   with pytest.raises(bitstream.BitstreamError, match="not a tflic bitstream"):
     selection.model_for(b"PNG", two_models)
-  result = run(["bin/decompress", f"--model={two_models[0]},{two_models[0]}",
-                str(out), str(tmp_path / "x.png")])
+  result = tool(["bin/decompress", f"--model={two_models[0]},{two_models[0]}",
+                 str(out), str(tmp_path / "x.png")])
   assert result.returncode == 1 and "made by none of the models" in result.stderr
   assert not (tmp_path / "x.png").exists()
   # Several models without a target: which stream to keep is not defined.
-  result = run(["bin/compress", models, str(source), str(tmp_path / "y.tfl")])
+  result = tool(["bin/compress", models, str(source), str(tmp_path / "y.tfl")])
   assert result.returncode == 1
   assert result.stderr.strip().endswith("several --model need --target_bpp "
                                         "(it decides which stream is kept)")
@@ -180,7 +180,7 @@ def test_compress_set_meets_the_mean_rate(two_models, tmp_path):
   singles = sorted(m["bpp"] for m in report["single_models"].values())
   # ... then between them: only a mix can use the rate.
   target = (singles[0] + singles[1]) / 2
-  result = run(args + [f"--target_bpp={target}", "--overwrite"])
+  result = tool(args + [f"--target_bpp={target}", "--overwrite"])
   assert result.returncode == 0, result.stderr[-2000:]
   report = json.loads((output / "selection.json").read_text())
   assert report["met"] and report["total_bpp"] <= target
@@ -194,5 +194,5 @@ def test_compress_set_meets_the_mean_rate(two_models, tmp_path):
         Image.open(entry["image"]).size[0] * Image.open(entry["image"]).size[1])
     assert selection.model_for(data, two_models) == entry["model"]
   # Existing streams are refused before any work.
-  result = run(args + [f"--target_bpp={target}"])
+  result = tool(args + [f"--target_bpp={target}"])
   assert result.returncode == 1 and "--overwrite" in result.stderr

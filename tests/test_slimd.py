@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tests.conftest import random_image, run, shared
+from tests.conftest import random_image, run, shared, tool
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
@@ -278,8 +278,8 @@ def test_export_refuses_a_stale_or_missing_dictionary(slimd_dir, tmp_path):
   with pytest.raises(ValueError, match="bin/slimd_fit again"):
     slimd_fit.load(str(run_dir))
   os.remove(run_dir / slimd_fit.FILE)
-  result = run(["bin/export", f"--model_dir={run_dir}", "--slimd",
-                f"--export_dir={tmp_path / 'e'}"])
+  result = tool(["bin/export", f"--model_dir={run_dir}", "--slimd",
+                 f"--export_dir={tmp_path / 'e'}"])
   assert result.returncode == 1
   assert "run bin/slimd_fit first" in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from tflic import models
 from tflic import tiling
 from tflic import train
 from tflic.models.base import to_uint8
-from tests.conftest import TINY, random_image, run
+from tests.conftest import TINY, random_image, run, tool
 from tests.golden import make as golden
 
 
@@ -116,8 +116,9 @@ def test_max_pixels_is_checked_before_decoding(exported_dir, tmp_path):
   with pytest.raises(bitstream.BitstreamError, match="over the limit of 1999"):
     saved.decode(data, max_pixels=1999)
   (tmp_path / "in.tfl").write_bytes(data)
-  result = run(["bin/decompress", f"--model={exported_dir}", "--max_pixels=100",
-                str(tmp_path / "in.tfl"), str(tmp_path / "out.png")])
+  result = tool(["bin/decompress", f"--model={exported_dir}",
+                 "--max_pixels=100", str(tmp_path / "in.tfl"),
+                 str(tmp_path / "out.png")])
   assert result.returncode == 1, result.stderr
   assert "over the limit of 100 pixels" in result.stderr
   assert not (tmp_path / "out.png").exists()

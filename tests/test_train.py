@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import ENV, ROOT, run
+from tests.conftest import ENV, ROOT, run, tool
 
 TINY_FLAGS = ["--model=hyperprior", "--num_filters=8", "--latent_channels=8",
               "--hyper_channels=8", "--patch_size=64", "--batch_size=2",
@@ -77,8 +77,8 @@ def test_other_model_in_same_dir_is_refused(tmp_path):
   train.train("hyperprior", dict(num_filters=8, latent_channels=8,
                                  hyper_channels=8), "samples",
               f"{tmp_path}/run", steps=0)  # writes the run's config.json
-  result = run(["bin/train", *TINY_FLAGS, "--num_filters=12", "--steps=2",
-                f"--model_dir={tmp_path}/run"])
+  result = tool(["bin/train", *TINY_FLAGS, "--num_filters=12", "--steps=2",
+                 f"--model_dir={tmp_path}/run"])
   assert result.returncode == 1
   assert "use another --model_dir" in result.stderr.strip().splitlines()[-1]
 

@@ -16,26 +16,28 @@ USER_ERRORS = (ValueError, FileExistsError, FileNotFoundError,
                IsADirectoryError, PermissionError, FloatingPointError)
 
 
-def _parse(argv):
+def parse(argv):
   # absl reserves -v for --verbosity=N; our -v means --verbose.
   return flags.FLAGS([("--verbose" if a == "-v" else a) for a in argv])
 
 
+def call(main, argv, name):
+  """main(argv) → its exit code; user errors become one line on stderr,
+  `NAME: error: message`, and exit code 1."""
+  try:
+    return main(argv) or 0
+  except USER_ERRORS as e:
+    print(f"{name}: error: {e}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt as e:
+    print(f"{name}: {e or 'interrupted'}", file=sys.stderr)
+    return 130
+
+
 def run(main):
-  """Runs an absl main; user errors become `NAME: error: message`, exit 1."""
+  """Runs an absl main (`call`) as the program."""
   name = os.path.basename(sys.argv[0])
-
-  def wrapped(argv):
-    try:
-      return main(argv)
-    except USER_ERRORS as e:
-      print(f"{name}: error: {e}", file=sys.stderr)
-      return 1
-    except KeyboardInterrupt as e:
-      print(f"{name}: {e or 'interrupted'}", file=sys.stderr)
-      return 130
-
-  app.run(wrapped, flags_parser=_parse)
+  app.run(lambda argv: call(main, argv, name), flags_parser=parse)
 
 
 def positional(argv, names):
