@@ -6,10 +6,13 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tflic import codec as codec_lib
 from tflic import export
+from tflic import train
 from tests.conftest import random_image, run
+from tests.golden import make as golden
 
 # Runs in a fresh process: no tflic import, only TF + TFC.
 _FRESH = """
@@ -86,3 +89,47 @@ def test_signatures_and_info(exported_dir):
   mask = os.umask(0)
   os.umask(mask)
   assert os.stat(exported_dir).st_mode & 0o777 == 0o777 & ~mask
+
+
+@pytest.mark.xdist_group("joint")
+def test_training_weights_can_be_stored_smaller(exports, tmp_path):
+  """bin/export --training_weights: the float weights no signature uses
+  (h_s, the context and the parameter network here, whose integer forms
+  code) stored as trained, in bfloat16 or not at all. The SavedModel codes
+  the same bytes; --init_from reads them back exactly, within bfloat16's
+  rounding, or not."""
+  name, args = golden.VARIANTS["joint"]
+  model = golden.load("joint")
+  paths = {"float32": exports["joint"]}
+  for weights in ("bfloat16", "none"):
+    paths[weights] = export.export(model, str(tmp_path / weights),
+                                   training_weights=weights)
+  with pytest.raises(ValueError, match="training weights 'float16'"):
+    export.export(model, str(tmp_path / "x"), training_weights="float16")
+  size = {w: sum(os.path.getsize(os.path.join(p, "variables", f))
+                 for f in os.listdir(os.path.join(p, "variables")))
+          for w, p in paths.items()}
+  assert size["none"] < size["bfloat16"] < size["float32"], size
+  image = random_image(48, 64, seed=4)
+  assert len({codec_lib.SavedCodec(p).encode(image)
+              for p in paths.values()}) == 1
+  stored = {v.name for v in tf.saved_model.load(
+      paths["bfloat16"]).training_weights}
+  assert any("h_s" in n for n in stored) and any("ep_" in n for n in stored)
+  assert not any("analysis" in n or "synthesis" in n for n in stored)
+  for weights, path in paths.items():
+    # Names as in a fresh bin/train process (Keras numbers a second model's
+    # layers in one process).
+    tf.keras.backend.clear_session()
+    fresh = train.build(name, args)
+    initial = [v.numpy() for v in fresh.trainable_variables]
+    train.load_weights(fresh, path)
+    for trained, v, before in zip(model.trainable_variables,
+                                  fresh.trainable_variables, initial,
+                                  strict=True):
+      if weights == "float32" or v.name not in stored:
+        np.testing.assert_array_equal(v.numpy(), trained.numpy())
+      elif weights == "bfloat16":
+        np.testing.assert_allclose(v.numpy(), trained.numpy(), rtol=2 ** -8)
+      else:
+        np.testing.assert_array_equal(v.numpy(), before)

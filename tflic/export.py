@@ -16,14 +16,44 @@ from tflic import codec as codec_lib
 from tflic import images
 
 INFO_FILE = os.path.join("assets.extra", "tflic.json")
+# How an export stores the float weights no signature uses (the networks
+# whose integer form codes: h_s, the entropy parameters; the factorized
+# prior's density): kept for `bin/train --init_from` only.
+TRAINING_WEIGHTS = {
+    "float32": "as trained (--init_from continues exactly)",
+    "bfloat16": "half their bytes (--init_from starts within bfloat16's "
+                "rounding, 2^-9 relative)",
+    "none": "left out (--init_from gets only what coding uses)",
+}
+
+
+def _store_training_weights(codec, signatures, dtype):
+  """Moves the trainable weights that none of `signatures` uses out of
+  `codec.model_variables`; with bfloat16 they are kept, cast, as
+  `codec.training_weights` (same names)."""
+  if dtype == "float32":
+    return
+  used = {id(v) for f in signatures for v in f.get_concrete_function().variables}
+  unused = [v for v in codec.model_variables
+            if v.trainable and id(v) not in used]
+  codec.model_variables = [v for v in codec.model_variables
+                           if not any(v is u for u in unused)]
+  if dtype == "bfloat16":
+    codec.training_weights = [
+        tf.Variable(tf.cast(v, tf.bfloat16), trainable=False,
+                    name=v.name.split(":")[0]) for v in unused]
 
 
 def export(model, export_dir, overwrite=False, name=None, calibration=None,
-           memory_budget=codec_lib.MEMORY_BUDGET):
+           memory_budget=codec_lib.MEMORY_BUDGET, training_weights="float32"):
   """Writes the SavedModel of a trained model to export_dir, atomically (the
   directory appears complete or not at all). `calibration`: images for the
   integer conversion of the entropy parameters; `memory_budget`: bytes that
-  coding an image of any size may use (see `codec.Codec`)."""
+  coding an image of any size may use (see `codec.Codec`);
+  `training_weights`: see TRAINING_WEIGHTS."""
+  if training_weights not in TRAINING_WEIGHTS:
+    raise ValueError(f"training weights {training_weights!r}: expected one of "
+                     f"{', '.join(TRAINING_WEIGHTS)}")
   export_dir = os.path.abspath(export_dir)
   if os.path.exists(export_dir) and not overwrite:
     raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
@@ -38,6 +68,7 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
                   "serving_default": codec.encode}
     if model.levels:
       signatures["encode_at_quality"] = codec.encode_at_quality
+    _store_training_weights(codec, set(signatures.values()), training_weights)
     tf.saved_model.save(codec, tmp, signatures=signatures)
     info = dict(name=name, config=model.get_config(), model=type(model).__name__,
                 model_id=bytes(codec.model_id.numpy()).hex(),

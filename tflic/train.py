@@ -203,7 +203,8 @@ class Evaluation:
 def load_weights(model, source):
   """Sets `model`'s weights from another run (weights only, no optimizer
   state): a run directory (its latest checkpoint), a checkpoint path, or an
-  exported SavedModel (its variables, matched by name and shape). What
+  exported SavedModel (its variables and training weights, in whatever
+  precision `export` stored them, matched by name and shape). What
   `model` has and the source lacks (e.g. a new entropy model's layers, a
   variable-rate model's gains) keeps its initial values. Returns (weights
   set, weights of the model); an error if none matches."""
@@ -211,12 +212,13 @@ def load_weights(model, source):
   before = [v.numpy() for v in variables]
   if tf.saved_model.contains_saved_model(source):
     import tensorflow_compression  # pylint: disable=import-outside-toplevel,unused-import
-    stored = {(v.name, tuple(v.shape)): v
-              for v in tf.saved_model.load(source).model_variables}
+    loaded = tf.saved_model.load(source)
+    stored = {(v.name, tuple(v.shape)): v for v in list(
+        loaded.model_variables) + list(getattr(loaded, "training_weights", []))}
     for variable in variables:
       value = stored.get((variable.name, tuple(variable.shape)))
       if value is not None:
-        variable.assign(value)
+        variable.assign(tf.cast(value, variable.dtype))
   else:
     path = (tf.train.latest_checkpoint(source) if os.path.isdir(source)
             else source)

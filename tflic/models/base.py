@@ -1,6 +1,9 @@
 """The base of every model: the rate–distortion objective, the transforms
 over tiles, and coding through the model's latent codec."""
 
+import contextlib
+
+from keras.src import backend as keras_backend  # Keras 2.14's name counters
 import tensorflow as tf
 
 from tflic import metrics
@@ -12,6 +15,21 @@ from tflic.layers.gain_units import GainUnits
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
 CODING_DEVICE = "/cpu:0"
+
+
+@contextlib.contextmanager
+def _fresh_names():
+  """Within: Keras names new layers as in a fresh process (its per-process
+  name counters set aside, restored after). A second model of a process
+  would otherwise be "joint_1", and its layers' variables with it."""
+  uids = keras_backend.get_default_graph_uid_map()
+  saved = dict(uids)
+  uids.clear()
+  try:
+    yield
+  finally:
+    uids.clear()
+    uids.update(saved)
 
 
 class CompressionModel(tf.keras.Model):
@@ -151,9 +169,12 @@ class CompressionModel(tf.keras.Model):
 
   def clone(self):
     """A copy with its own variables, as this model is now (weights and
-    coding choices, e.g. SLIMD), unfrozen."""
-    copy = type(self)(**self.get_config())
-    copy(tf.zeros([1, self.multiple, self.multiple, 3]))
+    coding choices, e.g. SLIMD), unfrozen. Its variables have the names a
+    fresh process gives them (what a SavedModel stores, so that `bin/train
+    --init_from` finds them by name)."""
+    with _fresh_names():
+      copy = type(self)(**self.get_config())
+      copy(tf.zeros([1, self.multiple, self.multiple, 3]))
     copy.use_slimd(self.slimd)  # first: the variables' order follows it
     for target, value in zip(copy.trainable_variables,
                              self.trainable_variables, strict=True):
