@@ -16,7 +16,7 @@ from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
 from tflic import images
-from tests.conftest import ROOT, random_image
+from tests.conftest import ROOT, random_image, tool
 from tests.golden.shipped import make as golden
 
 SHIPPED = sorted(glob.glob(os.path.join(ROOT, "export", "*", "[0-9]*")))
@@ -44,3 +44,18 @@ def test_shipped_model_codes_an_image(path):
 
 def test_something_is_shipped():
   assert SHIPPED, "export/ holds no SavedModel"
+
+
+def test_decompress_decodes_a_file_of_any_shipped_version(tmp_path):
+  """Without --model, bin/decompress finds the shipped version that made
+  the file (its model id): files of older versions stay readable."""
+  versions = codec_lib.shipped_models()
+  assert versions[0] == codec_lib.shipped_model()
+  for path in versions:
+    stream, expected = golden.paths(path)
+    decoded = tmp_path / f"{os.path.basename(path)}.png"
+    result = tool(["bin/decompress", stream, str(decoded)])
+    assert result.returncode == 0, result.stderr
+    difference = np.abs(images.read_image(str(decoded))[0].astype(int) -
+                        images.read_image(expected)[0])
+    assert difference.max() <= 1

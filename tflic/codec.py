@@ -136,17 +136,23 @@ def _ordered(latents):
 SHIPPED = "tflic_shipped"  # export/NAME/VERSION of the default model
 
 
-def shipped_model():
-  """The shipped model's SavedModel (export/ beside the package), the
-  default of bin/compress and bin/decompress."""
+def shipped_models():
+  """The shipped model's versions (SavedModels in export/ beside the
+  package), newest first: bin/compress codes with the newest, bin/decompress
+  decodes with the one that made the file (older files stay readable)."""
   root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
       __file__))), "export", SHIPPED)
   versions = sorted((int(v) for v in os.listdir(root) if v.isdigit())
-                    if os.path.isdir(root) else [])
+                    if os.path.isdir(root) else [], reverse=True)
   if not versions:
     raise FileNotFoundError(f"the shipped model is not in {root}: give "
                             "--model=SAVEDMODEL_DIR")
-  return os.path.join(root, str(versions[-1]))
+  return [os.path.join(root, str(v)) for v in versions]
+
+
+def shipped_model():
+  """The newest shipped model, the default of bin/compress."""
+  return shipped_models()[0]
 
 
 class SavedCodec:
