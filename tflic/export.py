@@ -37,7 +37,7 @@ def _store_training_weights(codec, signatures, dtype):
   unused = [v for v in codec.model_variables
             if v.trainable and id(v) not in used]
   codec.model_variables = [v for v in codec.model_variables
-                           if not any(v is u for u in unused)]
+                           if not v.trainable or id(v) in used]
   if dtype == "bfloat16":
     codec.training_weights = [
         tf.Variable(tf.cast(v, tf.bfloat16), trainable=False,
