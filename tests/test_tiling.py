@@ -21,6 +21,10 @@ KINDS = [n for n in models.names() if n != "joint"]
 
 
 def tiny(name):
+  """A tiny model of `name`; "factorized-reflect": the factorized model
+  with mirrored padding (its tiles must not mirror at a tile's border)."""
+  if name == "factorized-reflect":
+    return train.build("factorized", dict(num_filters=8, padding="reflect"))
   return train.build(name, dict(num_filters=8) if name in (
       "factorized", "cheng2020") else dict(TINY, num_filters=8))
 
@@ -59,7 +63,7 @@ def test_halo_covers_the_receptive_fields(name):
   assert latents <= model.halo, latents
 
 
-@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("name", KINDS + ["factorized-reflect"])
 def test_tiled_transforms_equal_untiled(name):
   """Tiles of 4 latent positions, which do not divide 13 × 11."""
   model = tiny(name)

@@ -1,12 +1,17 @@
 """One stage of the GDN transforms of Ballé et al. 2017 (Fig. 7): a strided
 convolution followed by GDN (analysis), or a transposed convolution followed by
 inverse GDN (synthesis). GDN/IGDN are tensorflow-compression's; `gsdn=True`
-uses GSDN/IGSDN (Qian et al. 2021, eq. 5) instead."""
+uses GSDN/IGSDN (Qian et al. 2021, eq. 5) instead. An analysis stage pads
+with zeros (the papers') or, `padding="reflect"`, by reflection
+(`ReflectConv2D`)."""
 
 import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tflic.layers.gsdn import GSDN
+from tflic.layers.reflect_conv import ReflectConv2D
+
+PADDINGS = ("zeros", "reflect")
 
 
 def _normalization(inverse, gsdn, name):
@@ -15,9 +20,13 @@ def _normalization(inverse, gsdn, name):
   return tfc.GDN(inverse=inverse, name=f"{'igdn' if inverse else 'gdn'}_{name}")
 
 
-def analysis_stage(filters, kernel, stride, name, gdn=True, gsdn=False):
+def analysis_stage(filters, kernel, stride, name, gdn=True, gsdn=False,
+                   padding="zeros"):
   """Conv (down-sampling by `stride`) → GDN; the last stage has no GDN."""
-  return tf.keras.layers.Conv2D(
+  if padding not in PADDINGS:
+    raise ValueError(f"padding must be one of {PADDINGS}, not {padding!r}")
+  conv = ReflectConv2D if padding == "reflect" else tf.keras.layers.Conv2D
+  return conv(
       filters, kernel, strides=stride, padding="same", name=name,
       activation=_normalization(False, gsdn, name) if gdn else None)
 

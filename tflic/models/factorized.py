@@ -14,18 +14,23 @@ class Factorized(CompressionModel):
 
   num_layers=4: the baseline of Minnen et al. 2018 (ICIP, "Image-dependent
   local entropy models", §2): four 5×5 stride-2 stages, N filters and
-  `latent_channels` code channels (the paper: up to 192 and 320)."""
+  `latent_channels` code channels (the paper: up to 192 and 320).
+
+  padding: of the analysis convolutions, "zeros" (the papers') or
+  "reflect" (a flat image gives flat latents to the border, which SLIMD's
+  tiles then code in a few bits; `layers.reflect_conv`)."""
 
   multiple = 16
   identity = "Balle2017"
 
   def __init__(self, num_filters=192, num_layers=3, latent_channels=None,
-               lmbda=0.01, distortion="mse", **kwargs):
+               padding="zeros", lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     if num_layers not in (3, 4):
       raise ValueError(f"num_layers must be 3 or 4, not {num_layers}")
     self.num_filters = n = num_filters
     self.num_layers = num_layers
+    self.padding = padding
     self.latent_channels = m = latent_channels or num_filters
     if num_layers == 3:
       shapes = [(n, 9, 4), (n, 5, 2), (m, 5, 2)]
@@ -33,7 +38,8 @@ class Factorized(CompressionModel):
       shapes = [(n, 5, 2)] * 3 + [(m, 5, 2)]
     last = len(shapes) - 1
     self.analysis = tf.keras.Sequential([
-        analysis_stage(c, k, s, f"analysis_{i}", gdn=i < last)
+        analysis_stage(c, k, s, f"analysis_{i}", gdn=i < last,
+                       padding=padding)
         for i, (c, k, s) in enumerate(shapes)], name="analysis")
     outputs = [c for c, _, _ in shapes[:-1]][::-1] + [3]
     self.synthesis = tf.keras.Sequential([
@@ -47,6 +53,9 @@ class Factorized(CompressionModel):
                 synthesis=self.synthesis)
 
   def get_config(self):
-    return dict(super().get_config(), num_filters=self.num_filters,
-                num_layers=self.num_layers,
-                latent_channels=self.latent_channels)
+    config = dict(super().get_config(), num_filters=self.num_filters,
+                  num_layers=self.num_layers,
+                  latent_channels=self.latent_channels)
+    if self.padding != "zeros":  # (zero-padded models keep their identity)
+      config["padding"] = self.padding
+    return config
