@@ -100,13 +100,15 @@ def _write_config(model_dir, config):
 
 def build(model_name, model_args, lmbda=0.01, distortion="mse",
           precision_="float32"):
-  """Creates a model and its variables (so checkpoints restore at once);
-  `precision_`: its transforms' (`precision.apply`)."""
+  """Creates a model and its variables (so checkpoints restore at once;
+  by the training form: the other quantizes with offsets that the priors
+  find by a slow eager search); `precision_`: its transforms'
+  (`precision.apply`)."""
   model = models.create(model_name, lmbda=lmbda, distortion=distortion,
                         **model_args)
   precision.apply(model, precision_)
   size = model.multiple
-  model(tf.zeros([1, size, size, 3]))
+  model(tf.zeros([1, size, size, 3]), training=True)
   return model
 
 

@@ -174,7 +174,7 @@ class CompressionModel(tf.keras.Model):
     --init_from` finds them by name)."""
     with _fresh_names():
       copy = type(self)(**self.get_config())
-      copy(tf.zeros([1, self.multiple, self.multiple, 3]))
+      copy(tf.zeros([1, self.multiple, self.multiple, 3]), training=True)
     copy.use_slimd(self.slimd)  # first: the variables' order follows it
     for target, value in zip(copy.trainable_variables,
                              self.trainable_variables, strict=True):
