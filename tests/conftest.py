@@ -59,11 +59,12 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
 
 def run(args, env=None, timeout=600, **kwargs):
   """Runs a Python program (bin/NAME or '-c CODE') in a fresh process, with
-  `env` added to the environment."""
+  `env` added to the environment (a None value: the variable removed)."""
   if args[0].startswith("bin/"):
     args = [os.path.join(ROOT, args[0])] + list(args[1:])
+  env = {k: v for k, v in dict(ENV, **(env or {})).items() if v is not None}
   return subprocess.run([sys.executable] + list(args), capture_output=True,
-                        text=True, env=dict(ENV, **(env or {})), cwd=ROOT,
+                        text=True, env=env, cwd=ROOT,
                         timeout=timeout, **kwargs)
 
 

@@ -10,7 +10,7 @@ from tflic import codec as codec_lib
 from tflic import images
 from tflic import models
 from tflic.models.base import to_uint8
-from tests.conftest import TINY, padded, random_image
+from tests.conftest import TINY, padded, random_image, run
 from tests.golden import make as golden
 
 
@@ -148,3 +148,48 @@ def test_decoder_with_different_arithmetic_is_reported(photo):
                         step)
   with pytest.raises(bitstream.BitstreamError, match="different arithmetic"):
     decode(codec, data)
+
+
+
+# An absl program that imports tflic (or TensorFlow, then tflic) inside its
+# main, in a shell without TF2_BEHAVIOR=1 (importing TensorFlow sets it, so
+# the test's own children would inherit it): `tflic/__init__.py`.
+_INSIDE_MAIN = """
+import sys
+from absl import app
+
+def main(argv):
+  if argv[1] == "tensorflow_first":
+    import tensorflow
+  from tflic import codec
+  from tests.golden import make as golden
+  for variant in argv[2:]:
+    c = codec.Codec(golden.load(variant))
+    for name, image in golden.images().items():
+      data = c.encode(image)["bitstream_bytes"].numpy()
+      expected = open(f"{golden.ROOT}/{variant}/{name}.tfl", "rb").read()
+      assert data == expected, (variant, name)
+      c.decode(data)["image"].numpy()  # the latent check passes
+  print("coded", argv[2:])
+
+app.run(main)
+"""
+
+
+def test_tflic_first_imported_inside_an_absl_main():
+  """Golden streams (of a serial context model) by a program that imports tflic inside absl's app.run; one that imported
+  TensorFlow there first is refused in one clear error, not given other
+  files."""
+  variants = ["joint"]
+  result = run(["-c", _INSIDE_MAIN, "tflic_first"] + variants,
+               env=dict(TF2_BEHAVIOR=None))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"coded {variants}" in result.stdout
+  result = run(["-c", _INSIDE_MAIN, "tensorflow_first", "joint"],
+               env=dict(TF2_BEHAVIOR=None))
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines()[-1] == (
+      "ImportError: TensorFlow was first imported inside absl's app.run "
+      "without TF2_BEHAVIOR=1: its tf.functions would compute other "
+      "transforms and files. Import tflic (or tensorflow) before app.run, "
+      "or set TF2_BEHAVIOR=1 in the environment.")

@@ -12,6 +12,21 @@ from tflic.latent_codecs.slimd import SlimdCodec
 from tflic.layers import gain_units
 from tflic.layers.gain_units import GainUnits
 
+
+def _require_eager_outside_functions():
+  """Refuses a TensorFlow imported in the state `tflic/__init__.py`
+  describes (it traces models into other graphs than their eager form)."""
+  if not tf.function(lambda: tf.constant(
+      tf.compat.v1.executing_eagerly_outside_functions()))():
+    raise ImportError(
+        "TensorFlow was first imported inside absl's app.run without "
+        "TF2_BEHAVIOR=1: its tf.functions would compute other transforms "
+        "and files. Import tflic (or tensorflow) before app.run, or set "
+        "TF2_BEHAVIOR=1 in the environment.")
+
+
+_require_eager_outside_functions()
+
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
 CODING_DEVICE = "/cpu:0"
