@@ -178,8 +178,8 @@ app.run(main)
 
 def test_tflic_first_imported_inside_an_absl_main():
   """Golden streams (of a serial context model) by a program that imports tflic inside absl's app.run; one that imported
-  TensorFlow there first is refused in one clear error, not given other
-  files."""
+  TensorFlow there first is refused (at its first model) in one clear
+  error, not given other files."""
   variants = ["joint"]
   result = run(["-c", _INSIDE_MAIN, "tflic_first"] + variants,
                env=dict(TF2_BEHAVIOR=None))
@@ -189,7 +189,7 @@ def test_tflic_first_imported_inside_an_absl_main():
                env=dict(TF2_BEHAVIOR=None))
   assert result.returncode == 1
   assert result.stderr.strip().splitlines()[-1] == (
-      "ImportError: TensorFlow was first imported inside absl's app.run "
+      "RuntimeError: TensorFlow was first imported inside absl's app.run "
       "without TF2_BEHAVIOR=1: its tf.functions would compute other "
       "transforms and files. Import tflic (or tensorflow) before app.run, "
       "or set TF2_BEHAVIOR=1 in the environment.")

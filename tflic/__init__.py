@@ -7,7 +7,8 @@ import os
 # tf.functions unless TF2_BEHAVIOR=1, which its import sets only after: in
 # every traced function `tensor == tensor` is then Python identity, and the
 # GDN of tensorflow-compression computes another transform, so files differ.
-# Set before TensorFlow is imported; `models.base` refuses if too late.
+# Set before TensorFlow is imported; the first model refuses if too late
+# (`models.base`).
 os.environ.setdefault("TF2_BEHAVIOR", "1")
 
 __version__ = "0.1.0"

@@ -13,19 +13,25 @@ from tflic.layers import gain_units
 from tflic.layers.gain_units import GainUnits
 
 
+_CHECKED = []
+
+
 def _require_eager_outside_functions():
   """Refuses a TensorFlow imported in the state `tflic/__init__.py`
-  describes (it traces models into other graphs than their eager form)."""
+  describes (it traces models into other graphs than their eager form).
+  Once per process, at the first model (not on import: running a function
+  initializes the devices, which bin/train --logical_cpus configures)."""
+  if _CHECKED:
+    return
   if not tf.function(lambda: tf.constant(
       tf.compat.v1.executing_eagerly_outside_functions()))():
-    raise ImportError(
+    raise RuntimeError(
         "TensorFlow was first imported inside absl's app.run without "
         "TF2_BEHAVIOR=1: its tf.functions would compute other transforms "
         "and files. Import tflic (or tensorflow) before app.run, or set "
         "TF2_BEHAVIOR=1 in the environment.")
+  _CHECKED.append(True)
 
-
-_require_eager_outside_functions()
 
 # Entropy coding, and every integer computation that selects its tables, runs
 # here: so a GPU host codes the same files as a CPU one.
@@ -80,6 +86,7 @@ class CompressionModel(tf.keras.Model):
   identity = None
 
   def __init__(self, lmbda=0.01, distortion="mse", lmbdas=None, **kwargs):
+    _require_eager_outside_functions()
     super().__init__(**kwargs)
     if distortion not in ("mse", "ms-ssim"):
       raise ValueError(f"distortion must be 'mse' or 'ms-ssim', not {distortion!r}")
