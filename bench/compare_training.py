@@ -1,0 +1,213 @@
+"""Same model, same data, same steps: tflic against CompressAI.
+
+Trains tflic's `hyperprior` (the mean-scale hyperprior, N, M, hyper
+channels N) and CompressAI's `mbt2018-mean` (`MeanScaleHyperprior(N, M)`,
+Minnen et al. 2018 without the context model: the same transforms; its h_a
+and h_s use LeakyReLU where tflic's use ReLU) on the very same batches:
+each step draws one batch of random crops (tflic's input pipeline, seeded)
+and gives it to both, one step each, alternately, so that the steps/s ratio
+is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
+the same learning rate, gradients clipped to a global norm of 1 (CompressAI's
+examples/train.py: its factorized prior's quantiles by a second Adam at
+1e-3, its auxiliary loss). At each --eval_at step both code the
+--eval_images as real files (tflic: `Codec`, its container included;
+CompressAI: `compress`/`decompress`, the strings' bytes only) and the mean
+bpp and PSNR are printed and written to --output (CSV).
+
+Optional dependencies (not needed by tflic or its tests):
+
+  pip install -e '.[compare]'
+  python bench/compare_training.py --train_data='photos/*.jpg' \\
+      --eval_images='kodak/*.png' --steps=2000 --eval_at=1000,2000
+"""
+
+import csv
+import math
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # before app.run (tflic/__init__.py says why)
+from tflic import codec as codec_lib
+from tflic import data
+from tflic import images as images_lib
+from tflic import metrics
+from tflic import train
+
+flags.DEFINE_string("train_data", "samples", "Training images (a "
+                    "bin/train --train_data spec).")
+flags.DEFINE_string("eval_images", None, "Images coded as files at each "
+                    "--eval_at step (a glob).", required=True)
+flags.DEFINE_integer("steps", 2000, "Steps of each library.")
+flags.DEFINE_list("eval_at", ["2000"], "Steps after which both code "
+                  "--eval_images.")
+flags.DEFINE_integer("num_filters", 128, "N.")
+flags.DEFINE_integer("latent_channels", 192, "M.")
+flags.DEFINE_integer("patch_size", 128, "Crop size.")
+flags.DEFINE_integer("batch_size", 8, "Crops per batch.")
+flags.DEFINE_float("lmbda", 0.0067, "λ of R + λ·255²·MSE.")
+flags.DEFINE_float("learning_rate", 1e-4, "Adam's learning rate (both).")
+flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
+flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
+                     "(0: their defaults).")
+flags.DEFINE_list("libraries", ["tflic", "compressai"], "Which to train.")
+flags.DEFINE_integer("log_every", 100, "Print steps/s every this many steps.")
+flags.DEFINE_string("output", "build/compare_training.csv", "CSV of the "
+                    "evaluations and timings.")
+FLAGS = flags.FLAGS
+
+
+class Tflic:
+  """tflic's hyperprior trained as bin/train trains it."""
+
+  name = "tflic hyperprior"
+
+  def __init__(self):
+    tf.keras.utils.set_random_seed(FLAGS.seed)
+    self.model = train.build("hyperprior", dict(
+        num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
+        hyper_channels=FLAGS.num_filters), lmbda=FLAGS.lmbda)
+    self.model.compile(optimizer=tf.keras.optimizers.Adam(
+        FLAGS.learning_rate, global_clipnorm=1.))
+    self.model.optimizer.build(self.model.trainable_variables)
+    self._step = tf.function(self.model.train_step)
+
+  def step(self, batch):
+    logs = self._step(tf.constant(batch))
+    return float(logs["loss"]), float(logs["bpp"]), float(logs["mse"])
+
+  def evaluate(self, images):
+    codec = codec_lib.Codec(self.model)
+    figures = []
+    for image in images:
+      data = codec.encode(image)["bitstream_bytes"].numpy()
+      decoded = codec.decode(data)["image"].numpy()
+      figures.append((len(data), decoded))
+    return figures
+
+
+class CompressAI:
+  """CompressAI's mbt2018-mean trained as its examples/train.py trains it."""
+
+  name = "CompressAI mbt2018-mean"
+
+  def __init__(self):
+    import torch  # pylint: disable=import-outside-toplevel
+    from compressai.models import MeanScaleHyperprior  # pylint: disable=import-outside-toplevel
+    self.torch = torch
+    torch.manual_seed(FLAGS.seed)
+    if FLAGS.threads:
+      torch.set_num_threads(FLAGS.threads)
+    self.net = MeanScaleHyperprior(N=FLAGS.num_filters,
+                                   M=FLAGS.latent_channels)
+    named = dict(self.net.named_parameters())
+    main = [p for n, p in named.items() if not n.endswith(".quantiles")]
+    aux = [p for n, p in named.items() if n.endswith(".quantiles")]
+    self.optimizer = torch.optim.Adam(main, lr=FLAGS.learning_rate)
+    self.aux_optimizer = torch.optim.Adam(aux, lr=1e-3)
+
+  def step(self, batch):
+    torch = self.torch
+    self.net.train()
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    self.optimizer.zero_grad()
+    self.aux_optimizer.zero_grad()
+    out = self.net(x)
+    n, _, h, w = x.shape
+    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (
+        -math.log(2) * n * h * w)
+    mse = torch.nn.functional.mse_loss(out["x_hat"], x) * 255 ** 2
+    loss = bpp + FLAGS.lmbda * mse
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.)
+    self.optimizer.step()
+    self.net.aux_loss().backward()
+    self.aux_optimizer.step()
+    return float(loss), float(bpp), float(mse)
+
+  def evaluate(self, images):
+    torch = self.torch
+    self.net.eval()
+    self.net.update(force=True)
+    figures = []
+    with torch.no_grad():
+      for image in images:
+        h, w = image.shape[:2]
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.
+        pad = (0, -w % 64, 0, -h % 64)
+        x = torch.nn.functional.pad(x, pad, mode="constant", value=0)
+        out = self.net.compress(x)
+        size = sum(len(s) for strings in out["strings"] for s in strings)
+        x_hat = self.net.decompress(out["strings"], out["shape"])["x_hat"]
+        x_hat = x_hat[0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).numpy()
+        figures.append((size, np.round(x_hat * 255.).astype(np.uint8)))
+    return figures
+
+
+LIBRARIES = dict(tflic=Tflic, compressai=CompressAI)
+
+
+def main(argv):
+  del argv
+  if FLAGS.threads:
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+  tf.keras.utils.set_random_seed(FLAGS.seed)
+  batches = iter(data.patches(FLAGS.train_data, FLAGS.patch_size,
+                              FLAGS.batch_size))
+  eval_images = [images_lib.read_image(p)[0]
+                 for p in sorted(tf.io.gfile.glob(FLAGS.eval_images))]
+  if not eval_images:
+    raise app.UsageError(f"no images match --eval_images={FLAGS.eval_images}")
+  eval_at = sorted({int(s) for s in FLAGS.eval_at})
+  runs = [LIBRARIES[name]() for name in FLAGS.libraries]
+  os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+  rows = []
+  seconds = [0.] * len(runs)  # after the first LOG_EVERY steps (tracing)
+  counted = 0
+  logs = [None] * len(runs)
+  for step in range(1, FLAGS.steps + 1):
+    batch = next(batches).numpy()
+    for i, run in enumerate(runs):
+      started = time.perf_counter()
+      logs[i] = run.step(batch)
+      if step > FLAGS.log_every:
+        seconds[i] += time.perf_counter() - started
+    counted += step > FLAGS.log_every
+    if step % FLAGS.log_every == 0:
+      rates = [counted / s if s else 0. for s in seconds]
+      logging.info("step %d: %s", step, "; ".join(
+          f"{r.name}: loss {l[0]:.3f} bpp {l[1]:.3f} mse {l[2]:.1f} "
+          f"{rate:.2f} steps/s" for r, l, rate in zip(runs, logs, rates)))
+    if step in eval_at:
+      for i, run in enumerate(runs):
+        started = time.perf_counter()
+        figures = run.evaluate(eval_images)
+        bpp = np.mean([metrics.bpp(size, *image.shape[:2])
+                       for (size, _), image in zip(figures, eval_images)])
+        psnr = np.mean([float(metrics.psnr(image, decoded)) for
+                        (_, decoded), image in zip(figures, eval_images)])
+        rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
+                         psnr=round(psnr, 3),
+                         steps_per_second=round(counted / seconds[i], 3)
+                         if seconds[i] else "",
+                         eval_seconds=round(time.perf_counter() - started, 1)))
+        logging.info("step %d %s: %.4f bpp %.2f dB on %d images", step,
+                     run.name, bpp, psnr, len(eval_images))
+      with open(FLAGS.output, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+  if counted and len(runs) == 2:
+    logging.info("steps/s ratio tflic / CompressAI: %.2f (%d steps each)",
+                 seconds[1] / seconds[0], counted)
+
+
+if __name__ == "__main__":
+  app.run(main)
