@@ -2,6 +2,7 @@
 over tiles, and coding through the model's latent codec."""
 
 import contextlib
+import functools
 
 from keras.src import backend as keras_backend  # Keras 2.14's name counters
 import tensorflow as tf
@@ -13,16 +14,12 @@ from tflic.layers import gain_units
 from tflic.layers.gain_units import GainUnits
 
 
-_CHECKED = []
-
-
+@functools.cache
 def _require_eager_outside_functions():
   """Refuses a TensorFlow imported in the state `tflic/__init__.py`
   describes (it traces models into other graphs than their eager form).
   Once per process, at the first model (not on import: running a function
   initializes the devices, which bin/train --logical_cpus configures)."""
-  if _CHECKED:
-    return
   if not tf.function(lambda: tf.constant(
       tf.compat.v1.executing_eagerly_outside_functions()))():
     raise RuntimeError(
@@ -30,7 +27,6 @@ def _require_eager_outside_functions():
         "TF2_BEHAVIOR=1: its tf.functions would compute other transforms "
         "and files. Import tflic (or tensorflow) before app.run, or set "
         "TF2_BEHAVIOR=1 in the environment.")
-  _CHECKED.append(True)
 
 
 # Entropy coding, and every integer computation that selects its tables, runs
