@@ -57,7 +57,8 @@ flags.DEFINE_float("learning_rate", 1e-4, "Adam's learning rate (both).")
 flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
-flags.DEFINE_list("libraries", ["tflic", "compressai"], "Which to train.")
+flags.DEFINE_multi_enum("libraries", ["tflic", "compressai"],
+                        ["tflic", "compressai"], "Which to train.")
 flags.DEFINE_integer("log_every", 100, "Print steps/s every this many steps.")
 flags.DEFINE_string("output", "build/compare_training.csv", "CSV of the "
                     "evaluations and timings.")
@@ -169,7 +170,7 @@ def main(argv):
   runs = [LIBRARIES[name]() for name in FLAGS.libraries]
   os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
   rows = []
-  seconds = [0.] * len(runs)  # after the first LOG_EVERY steps (tracing)
+  seconds = [0.] * len(runs)  # after the first --log_every steps (tracing)
   counted = 0
   logs = [None] * len(runs)
   for step in range(1, FLAGS.steps + 1):
@@ -205,8 +206,8 @@ def main(argv):
         writer.writeheader()
         writer.writerows(rows)
   if counted and len(runs) == 2:
-    logging.info("steps/s ratio tflic / CompressAI: %.2f (%d steps each)",
-                 seconds[1] / seconds[0], counted)
+    logging.info("steps/s ratio %s / %s: %.2f (%d steps each)", runs[0].name,
+                 runs[1].name, seconds[1] / seconds[0], counted)
 
 
 if __name__ == "__main__":
