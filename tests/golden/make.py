@@ -46,6 +46,7 @@ VARIANTS = {
     "qian2021_experts": ("qian2021", dict(SMALL, warmup_steps=5,
                                           stage_combination="experts")),
     "wen2019": ("wen2019", SMALL),
+    "ms2020": ("ms2020", dict(SMALL, num_slices=4, max_support_slices=2)),
     # The parallel context (two passes, Gaussian and K = 3 mixture).
     "joint_checkerboard": ("joint", dict(SMALL, context="checkerboard")),
     "cheng2020_checkerboard": ("cheng2020", dict(

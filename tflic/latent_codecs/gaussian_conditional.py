@@ -22,6 +22,18 @@ def _scale(index):
   return tf.math.exp(ig.log_scale(index))
 
 
+def conditional(latent, mean, log_scale, training):
+  """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ =
+  round(y − μ) + μ, straight-through; bits per batch item, of y + noise
+  in training)."""
+  model = tfc.LocationScaleIndexedEntropyModel(
+      tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
+      compression=False)
+  _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
+                  training=training)
+  return model.quantize(latent, loc=mean), bits
+
+
 class GaussianConditional(LatentCodec):
   """ŷ = round(y − μ) + μ in training (straight-through) as in coding, so
   the decoder sees what the model trained on; log σ on the coder's scale
@@ -38,13 +50,9 @@ class GaussianConditional(LatentCodec):
 
   def call(self, latent, training=False, side=None):
     _, mean, log_scale = split_gaussian(side)
-    mean, log_scale = mean[..., 0], log_scale[..., 0]
-    model = tfc.LocationScaleIndexedEntropyModel(
-        tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
-        compression=False)
-    _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
-                    training=training)
-    return {self.key: model.quantize(latent, loc=mean)}, bits
+    y_hat, bits = conditional(latent, mean[..., 0], log_scale[..., 0],
+                              training)
+    return {self.key: y_hat}, bits
 
   def hyper_head(self, channels):
     return ep.kinds(split_gaussian, channels)

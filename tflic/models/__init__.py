@@ -7,6 +7,7 @@ from tflic.models.cheng2020 import Cheng2020
 from tflic.models.factorized import Factorized
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
+from tflic.models.ms2020 import Ms2020
 from tflic.models.qian2021 import Qian2021
 from tflic.models.wen2019 import Wen2019
 
@@ -15,6 +16,7 @@ REGISTRY = {
     "factorized": Factorized,
     "hyperprior": Hyperprior,
     "joint": Joint,
+    "ms2020": Ms2020,
     "qian2021": Qian2021,
     "wen2019": Wen2019,
 }
