@@ -79,12 +79,33 @@ def test_conversion_follows_the_float_layer_and_is_exact(index):
     np.testing.assert_array_equal(y_int, reference)
 
 
+def test_a_layer_beyond_int32_accumulates_wide_and_exactly():
+  """A fan-in whose int32 accumulator would leave fewer than 8 weight bits
+  (5×5 × 3000 inputs of 12 bits) accumulates in float64, exactly: the
+  int64 reference's outputs, with 16-bit weights."""
+  layer = tf.keras.layers.Conv2D(3, 5, padding="same", activation="relu")
+  layer.build([None, None, None, 3000])
+  layer.kernel.assign(RNG.normal(size=layer.kernel.shape) * .05)
+  x_int = RNG.integers(-2047, 2048, (1, 6, 7, 3000)).astype(np.int32)
+  y = layer(x_int / 256.).numpy()
+  narrow = [l for l in _layers() if isinstance(l, tf.keras.layers.Conv2D)][0]
+  narrow.build([None, None, None, 8])
+  assert not integer.convert(narrow, 1 / 256, 2047, 1.).wide
+  converted = integer.convert(layer, 1 / 256, 2047, integer.hidden_scale(y))
+  assert converted.wide
+  assert np.abs(converted.kernel.numpy()).max() == 2 ** 15 - 1
+  y_int = converted(tf.constant(x_int)).numpy()
+  np.testing.assert_array_equal(y_int, _reference(converted, x_int))
+  with pytest.raises(ValueError, match="no int32 matrix"):
+    converted.matrix()
+
+
 def test_a_layer_that_could_overflow_is_refused():
   wide = tf.keras.layers.Conv2D(2, 1)
-  wide.build([None, None, None, 80000])
+  wide.build([None, None, None, 8])
   wide.kernel.assign(tf.ones_like(wide.kernel))
   with pytest.raises(ValueError, match="fan-in too large|8 bits"):
-    integer.convert(wide, 1., 2047, 1.)
+    integer.convert(wide, 1., 2. ** 50, 1.)
   # Hand-made integer weights are checked too.
   with pytest.raises(ValueError, match="exceeds the exact integer range"):
     integer.check_bound(np.full((1, 1, 4, 1), 2 ** 19), [0], [2047] * 4)

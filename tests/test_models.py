@@ -54,8 +54,9 @@ def test_ms_ssim_objective_trains():
 
 
 def test_registry():
-  assert models.names() == ["cheng2020", "factorized", "hyperprior", "joint",
-                            "ms2020", "qian2021", "wen2019"]
+  assert models.names() == ["cheng2020", "elic2022", "factorized",
+                            "hyperprior", "joint", "ms2020", "qian2021",
+                            "wen2019"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192)
   assert models.architecture("cheng2020") == dict(

@@ -25,6 +25,8 @@ def tiny(name):
   with mirrored padding (its tiles must not mirror at a tile's border)."""
   if name == "factorized-reflect":
     return train.build("factorized", dict(num_filters=8, padding="reflect"))
+  if name in ("ms2020", "elic2022"):  # (slices and groups of 8 channels)
+    return train.build(name, golden.VARIANTS[name][1])
   return train.build(name, dict(num_filters=8) if name in (
       "factorized", "cheng2020") else dict(TINY, num_filters=8))
 

@@ -47,6 +47,7 @@ VARIANTS = {
                                           stage_combination="experts")),
     "wen2019": ("wen2019", SMALL),
     "ms2020": ("ms2020", dict(SMALL, num_slices=4, max_support_slices=2)),
+    "elic2022": ("elic2022", dict(num_filters=8, latent_channels=8)),
     # The parallel context (two passes, Gaussian and K = 3 mixture).
     "joint_checkerboard": ("joint", dict(SMALL, context="checkerboard")),
     "cheng2020_checkerboard": ("cheng2020", dict(

@@ -93,3 +93,21 @@ def distribution(split, params):
   logits, means, log_scales = split(params)
   weights = tf.ones_like(means) if logits is None else softmax(logits)
   return weights, means, scale(log_scales)
+
+
+def mixture_split(components, channels):
+  """Cheng et al. 2020, eq. 10: the entropy parameters [..., 3KN] are K
+  weight logits, K means and K log-scales per channel (blocks of K·N; K = 1:
+  no logits) → (logits or None, means, log σ), each [..., N, K]."""
+  def split(params):
+    outer = params.shape[:-1]  # static in the coding loop: no shape ops
+    shape = (outer.as_list() + [channels, components]
+             if outer.is_fully_defined()
+             else tf.concat([tf.shape(params)[:-1], [channels, components]], 0))
+    if components == 1:
+      mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
+      return None, mean, log_scale
+    logits, means, log_scales = (
+        tf.reshape(t, shape) for t in tf.split(params, 3, -1))
+    return logits, means, log_scales
+  return split

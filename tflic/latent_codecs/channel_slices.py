@@ -40,15 +40,16 @@ SUPPORT_MAX = ep.Y_MAX  # |ŷ| a support holds
 LRP_LIMIT = 6 * UNIT  # ½ tanh(x) rounds to ±½ on the 2^−6 grid beyond ±6
 
 
-def slice_transform(width, depth, name):
-  """f of Fig. 2: 5×5 (0.7·M), 5×5 (0.4·M), 3×3 (the slice's depth)."""
+def slice_transform(width, depth, name, last_kernel=3):
+  """f of Fig. 2: 5×5 (0.7·M), 5×5 (0.4·M), 3×3 (the slice's depth); with
+  `last_kernel` 5, ELIC's channel context g_ch (He et al. 2022, Fig. 4)."""
   conv = tf.keras.layers.Conv2D
   return tf.keras.Sequential([
       conv(max(width * 7 // 10, 1), 5, padding="same", activation="relu",
            name=f"{name}_0"),
       conv(max(width * 2 // 5, 1), 5, padding="same", activation="relu",
            name=f"{name}_1"),
-      conv(depth, 3, padding="same", name=f"{name}_2"),
+      conv(depth, last_kernel, padding="same", name=f"{name}_2"),
   ], name=name)
 
 

@@ -114,19 +114,25 @@ class Checkerboard(LatentCodec):
       return handle, y_hat
     return bands.each((handle, y_hat), height, width, band)
 
+  def code(self, handle, shape, side, symbols=None):
+    """Both passes on a range coder's handle: codes `symbols` ([h, w, C]
+    int32) or decodes a latent of [h, w] → (handle, ŷ [h, w, C] int32)."""
+    y_hat = (tf.zeros(tf.concat([shape, [self.channels]], 0), tf.int32)
+             if symbols is None else symbols)
+    for anchor in (True, False):
+      handle, y_hat = self._pass(handle, y_hat, side, anchor, symbols)
+    return handle, y_hat
+
   def encode(self, latent, side=None):
     symbols = mixture.symbols(latent)[0]
-    handle = tfc.create_range_encoder([], self.symbol_coder.table)
-    for anchor in (True, False):
-      handle, _ = self._pass(handle, symbols, side, anchor, symbols)
+    handle = self.code(tfc.create_range_encoder([], self.symbol_coder.table),
+                       tf.shape(symbols)[:2], side, symbols)[0]
     return ([tfc.entropy_encode_finalize(handle)],
             {self.key: tf.cast(symbols, tf.float32)[None]})
 
   def decode(self, streams, shape, side=None):
     handle = tfc.create_range_decoder(streams[0], self.symbol_coder.table)
-    y_hat = tf.zeros(tf.concat([shape, [self.channels]], 0), tf.int32)
-    for anchor in (True, False):
-      handle, y_hat = self._pass(handle, y_hat, side, anchor)
+    y_hat = self.code(handle, shape, side)[1]
     return {self.key: tf.cast(y_hat, tf.float32)[None]}
 
   def legacy_children(self):

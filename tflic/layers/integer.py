@@ -17,7 +17,11 @@ operation is on integers, so the result is the same bits on every machine,
 thread count, oneDNN setting and device. The one condition is that no
 accumulator overflows: conversion chooses each channel's weight scale so that
 Σ|W|·max|X| + |B| < 2^31, and refuses a layer that cannot keep
-`MIN_WEIGHT_BITS` of weight precision under that bound.
+`MIN_WEIGHT_BITS` of weight precision under that bound. A layer of larger
+fan-in (e.g. a 5×5 convolution of 400 inputs, ms2020's slice transforms)
+accumulates "wide" instead: in float64, where every partial sum of these
+integer products is an integer below 2^53 and so exact in any order, on any
+device; its weights keep 16 bits.
 """
 
 import math
@@ -29,6 +33,7 @@ from tflic.layers.masked_conv import MaskedConv2D
 from tflic.layers.subpixel import SubPixelConv2D
 
 ACCUMULATOR_LIMIT = 2 ** 31 - 1  # int32 accumulators
+WIDE_ACCUMULATOR_LIMIT = 2 ** 52  # float64 accumulators: exact below 2^53
 ACTIVATION_BITS = 12  # hidden activations in [−2047, 2047]
 WEIGHT_BITS = 16
 MIN_WEIGHT_BITS = 8
@@ -61,20 +66,30 @@ class _Ops:
     return int(self.bias.shape[0]) // self.block ** 2
 
   def accumulate(self, x, channels=None, bias=True):
-    """The exact accumulators A (int32) of x; `channels` = (start, stop)
-    uses only those input channels of the kernel (x holds just them)."""
-    kernel = tf.cast(self.kernel, tf.int32)
+    """The exact accumulators A (int32; int64 if wide) of x; `channels` =
+    (start, stop) uses only those input channels of the kernel (x holds
+    just them)."""
+    if self.wide:  # on the CPU (Eigen's im2col and GEMM): no GPU FFT
+      with tf.device("/cpu:0"):
+        acc = self._convolve(tf.cast(x, tf.float64),
+                             tf.cast(self.kernel, tf.float64), channels)
+    else:
+      acc = self._convolve(x, tf.cast(self.kernel, tf.int32), channels)
+    if self.wide:  # exact integers: int64 from here on
+      acc = tf.cast(acc, tf.int64)
+      return acc + tf.cast(self.bias, tf.int64) if bias else acc
+    return acc + self.bias if bias else acc
+
+  def _convolve(self, x, kernel, channels):
     if channels is not None:
       kernel = kernel[:, :, channels[0]:channels[1]]
     if self.kind == "conv":
-      acc = tf.nn.conv2d(x, kernel, self.strides, "SAME")
-    else:
-      shape = tf.shape(x)
-      acc = tf.nn.conv2d_transpose(
-          x, kernel, tf.stack([shape[0], shape[1] * self.strides,
-                               shape[2] * self.strides, kernel.shape[2]]),
-          self.strides, "SAME")
-    return acc + self.bias if bias else acc
+      return tf.nn.conv2d(x, kernel, self.strides, "SAME")
+    shape = tf.shape(x)
+    return tf.nn.conv2d_transpose(
+        x, kernel, tf.stack([shape[0], shape[1] * self.strides,
+                             shape[2] * self.strides, kernel.shape[2]]),
+        self.strides, "SAME")
 
   def requantize(self, acc):
     """Accumulators (int32) → outputs Y (int32), along the last axis."""
@@ -95,6 +110,8 @@ class _Ops:
     """The kernel as a matrix [n · C_in, C_out] for one output position:
     rows for the taps at `offsets` (dy, dx) from the centre, in that order
     (None: a 1×1 kernel), so the convolution there is one matrix product."""
+    if self.wide:
+      raise ValueError("a wide layer has no int32 matrix form")
     kernel = tf.cast(self.kernel, tf.int32)
     if channels is not None:
       kernel = kernel[:, :, channels[0]:channels[1]]
@@ -116,9 +133,11 @@ class IntegerConv(tf.Module, _Ops):
              "rounding", "low", "high")
 
   def __init__(self, kind, kernel, bias, multiplier, shift, low, high,
-               negative_multiplier=None, strides=1, block=1, name=None):
+               negative_multiplier=None, strides=1, block=1, wide=False,
+               name=None):
     super().__init__(name=name)
     self.kind, self.strides, self.block = kind, int(strides), int(block)
+    self.wide = bool(wide)
     variable = lambda value, dtype, n: tf.Variable(
         np.asarray(value), dtype=dtype, trainable=False, name=n)
     # Stored in 16 bits when it fits (`convert`'s weights always do: half
@@ -141,8 +160,8 @@ class IntegerConv(tf.Module, _Ops):
     """The layer with its values read once, as tensors: for loops, where
     each use of a variable would be a read per iteration."""
     values = _Ops()
-    values.kind, values.strides, values.block = (self.kind, self.strides,
-                                                 self.block)
+    values.kind, values.strides, values.block, values.wide = (
+        self.kind, self.strides, self.block, self.wide)
     for name in self._VALUES:
       value = getattr(self, name)
       setattr(values, name, None if value is None else tf.identity(value))
@@ -202,26 +221,33 @@ def convert(layer, input_scale, input_max, output_scale, output_offset=0.,
   real = kernel * input_scale[:, None]  # weights per unit of input integer
   bias = bias - output_offset
   # Each channel's weight unit: as fine as 16 bits allow, coarse enough
-  # that the worst-case accumulator (with rounding) stays below 2^31.
+  # that the worst-case accumulator (with rounding) stays below 2^31, or
+  # (wide, if that leaves too few bits) below 2^52.
   worst = np.einsum("hwio,i->o", np.abs(real), input_max) + np.abs(bias)
   rounding = .5 * (kernel.shape[0] * kernel.shape[1] * input_max.sum() + 1)
-  if rounding >= ACCUMULATOR_LIMIT / 2:
+  largest = np.abs(real).max(axis=(0, 1, 2))
+  if rounding >= WIDE_ACCUMULATOR_LIMIT / 2:
     raise ValueError(f"{layer.name}: fan-in too large for exact integer "
                      "accumulation")
-  largest = np.abs(real).max(axis=(0, 1, 2))
-  unit = np.maximum(largest / (2 ** (WEIGHT_BITS - 1) - 1),
-                    worst / (ACCUMULATOR_LIMIT - rounding))
-  unit = np.where(unit > 0, unit, 1.)
-  weights = np.round(real / unit)
-  biases = np.round(bias / unit)
-  precise = (largest == 0) | (np.abs(weights).max(axis=(0, 1, 2)) >=
-                              2 ** (MIN_WEIGHT_BITS - 1))
-  if not precise.all():
+  for wide, limit in ((False, ACCUMULATOR_LIMIT),
+                      (True, WIDE_ACCUMULATOR_LIMIT)):
+    if rounding >= limit / 2:
+      continue
+    unit = np.maximum(largest / (2 ** (WEIGHT_BITS - 1) - 1),
+                      worst / (limit - rounding))
+    unit = np.where(unit > 0, unit, 1.)
+    weights = np.round(real / unit)
+    biases = np.round(bias / unit)
+    precise = (largest == 0) | (np.abs(weights).max(axis=(0, 1, 2)) >=
+                                2 ** (MIN_WEIGHT_BITS - 1))
+    if precise.all():
+      break
+  else:
     raise ValueError(
         f"{layer.name}: cannot be converted exactly: keeping every "
-        f"accumulator below 2^31 leaves fewer than {MIN_WEIGHT_BITS} bits of "
+        f"accumulator below 2^52 leaves fewer than {MIN_WEIGHT_BITS} bits of "
         f"weight precision in {np.sum(~precise)} output channel(s)")
-  bound = check_bound(weights, biases, input_max, layer.name)
+  bound = check_bound(weights, biases, input_max, layer.name, limit)
   # Fixed-point multipliers: Y = A · unit / output_scale, as M / 2^k.
   ratio = unit / output_scale
   room = np.minimum(2. ** 31, 2. ** 62 / np.maximum(bound, 1.))
@@ -241,19 +267,20 @@ def convert(layer, input_scale, input_max, output_scale, output_offset=0.,
                      multiplier.astype(np.int64), shift.astype(np.int64),
                      np.round(low).astype(np.int64),
                      np.round(high).astype(np.int64), negative, strides,
-                     block, name=name or layer.name)
+                     block, wide, name=name or layer.name)
 
 
-def check_bound(weights, biases, input_max, name="layer"):
+def check_bound(weights, biases, input_max, name="layer",
+                limit=ACCUMULATOR_LIMIT):
   """Σ|W|·max|X| + |B| per output channel, computed exactly; an error if it
-  can reach 2^31 (the accumulator would overflow)."""
+  exceeds `limit` (the accumulator would overflow)."""
   weights = np.asarray(weights, np.int64)
   flat = np.abs(weights).reshape(-1, weights.shape[2], weights.shape[3])
   bound = (np.einsum("tio,i->o", flat, np.asarray(input_max, np.int64)) +
            np.abs(np.asarray(biases, np.int64)))
-  if np.any(bound > ACCUMULATOR_LIMIT):
+  if np.any(bound > limit):
     raise ValueError(f"{name}: Σ|w|·max|x| + |b| = {int(bound.max())} "
-                     "exceeds the exact integer range 2^31")
+                     f"exceeds the exact integer range {limit}")
   return bound.astype(np.float64)
 
 

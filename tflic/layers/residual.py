@@ -108,3 +108,18 @@ class ResidualBlockUpsample(_Block):
             _conv(self.filters, 3, name="conv"),
             tfc.GDN(inverse=True, name="igdn")]
     return main, [SubPixelConv2D(self.filters, 3, 2, name="skip")]
+
+
+class ResidualBottleneck(_Block):
+  """He et al. 2016's bottleneck block, as ELIC's transforms use it (He et
+  al. 2022, Fig. 5): conv 1×1 (N/2), ReLU, conv 3×3 (N/2), ReLU, conv 1×1
+  (N), + x (a 1×1 conv on the skip when the channels change)."""
+
+  def _layers(self, input_channels):
+    middle = max(min(input_channels, self.filters) // 2, 1)
+    main = [_conv(middle, 1, activation="relu", name="conv_0"),
+            _conv(middle, 3, activation="relu", name="conv_1"),
+            _conv(self.filters, 1, name="conv_2")]
+    skip = ([] if input_channels == self.filters
+            else [_conv(self.filters, 1, name="skip")])
+    return main, skip

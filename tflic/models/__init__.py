@@ -4,6 +4,7 @@ import inspect
 
 from tflic.models.base import CompressionModel
 from tflic.models.cheng2020 import Cheng2020
+from tflic.models.elic2022 import Elic2022
 from tflic.models.factorized import Factorized
 from tflic.models.hyperprior import Hyperprior
 from tflic.models.joint import Joint
@@ -13,6 +14,7 @@ from tflic.models.wen2019 import Wen2019
 
 REGISTRY = {
     "cheng2020": Cheng2020,
+    "elic2022": Elic2022,
     "factorized": Factorized,
     "hyperprior": Hyperprior,
     "joint": Joint,

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tflic.latent_codecs import context_codec, hyperprior
 from tflic.layers import (Attention, ResidualBlock, ResidualBlockUpsample,
                           ResidualBlockWithStride, SubPixelConv2D)
+from tflic.entropy.mixture import mixture_split
 from tflic.models.base import CompressionModel
 
 
@@ -64,24 +65,6 @@ def transforms(n):
       conv(2 * n, 3, padding="same", name="h_s_4"),
   ], name="hyper_synthesis")
   return analysis, synthesis, hyper_analysis, hyper_synthesis
-
-
-def mixture_split(components, channels):
-  """Eq. 10: the entropy parameters [..., 3KN] are K weight logits, K means
-  and K log-scales per channel (blocks of K·N; K = 1: no logits) → (logits
-  or None, means, log σ), each [..., N, K]."""
-  def split(params):
-    outer = params.shape[:-1]  # static in the coding loop: no shape ops
-    shape = (outer.as_list() + [channels, components]
-             if outer.is_fully_defined()
-             else tf.concat([tf.shape(params)[:-1], [channels, components]], 0))
-    if components == 1:
-      mean, log_scale = (tf.reshape(t, shape) for t in tf.split(params, 2, -1))
-      return None, mean, log_scale
-    logits, means, log_scales = (
-        tf.reshape(t, shape) for t in tf.split(params, 3, -1))
-    return logits, means, log_scales
-  return split
 
 
 class Cheng2020(CompressionModel):
