@@ -5,9 +5,9 @@ one TensorFlow configuration and decodes in another (oneDNN on or off, 1 or 4
 intra-op threads), on a photo and on noise. Every file decodes to the
 latents its encoder coded (the decoder's latent check passes); the images
 differ at most by the float synthesis, and the largest difference is
-printed. The fast suite: one pair of configurations for two variants (the
-serial loop; gain units on the hyperprior); the slow one: the matrix for
-every variant."""
+printed. The fast suite: one pair of configurations for four variants
+(the serial loop; gain units on the hyperprior; the parallel slices and
+groups); the slow one: the matrix for every variant."""
 
 import itertools
 import json
@@ -21,7 +21,7 @@ from tflic import data
 from tflic import images
 from tests.conftest import VARIANTS, run
 
-FAST = ["joint", "hyperprior_vr"]
+FAST = ["joint", "hyperprior_vr", "ms2020", "elic2022"]
 
 CONFIGS = {
     "defaults": {},

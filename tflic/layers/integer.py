@@ -69,15 +69,12 @@ class _Ops:
     """The exact accumulators A (int32; int64 if wide) of x; `channels` =
     (start, stop) uses only those input channels of the kernel (x holds
     just them)."""
-    if self.wide:  # on the CPU (Eigen's im2col and GEMM): no GPU FFT
+    if self.wide:  # on the CPU (Eigen's im2col and GEMM; no GPU FFT)
       with tf.device("/cpu:0"):
-        acc = self._convolve(tf.cast(x, tf.float64),
-                             tf.cast(self.kernel, tf.float64), channels)
-    else:
-      acc = self._convolve(x, tf.cast(self.kernel, tf.int32), channels)
-    if self.wide:  # exact integers: int64 from here on
-      acc = tf.cast(acc, tf.int64)
+        acc = tf.cast(self._convolve(tf.cast(x, tf.float64), tf.cast(
+            self.kernel, tf.float64), channels), tf.int64)
       return acc + tf.cast(self.bias, tf.int64) if bias else acc
+    acc = self._convolve(x, tf.cast(self.kernel, tf.int32), channels)
     return acc + self.bias if bias else acc
 
   def _convolve(self, x, kernel, channels):
