@@ -1,10 +1,11 @@
 """Channel groups coded one after another (He, Yang, Peng, Ma, Qin and Wang,
 CVPR 2022, "ELIC: efficient learned image compression with unevenly grouped
-space-channel contextual adaptive coding", §3.2 and Fig. 4): a y codec given
-the hyper features ψ that splits y's channels into groups y^(0) … y^(K−1)
-and codes group k with a y codec (ELIC's: the checkerboard context) given
-[ψ, g_ch^(k)(ŷ^(<k))], the channel context of every earlier group (none for
-group 0), as CompressAI's `ChannelGroupsLatentCodec`.
+space-channel contextual adaptive coding": its space-channel context
+model, SCCTX): a y codec given the hyper features ψ that splits y's
+channels into groups y^(0) … y^(K−1) and codes group k with a y codec
+(ELIC's: the checkerboard context) given [ψ, g_ch^(k)(ŷ^(<k))], the
+channel context of every earlier group (none for group 0), as CompressAI's
+`ChannelGroupsLatentCodec`.
 
 Coding (exact): each g_ch^(k) is converted to an integer network
 (`layers.integer`) calibrated on ŷ of real images; ψ is computed once for

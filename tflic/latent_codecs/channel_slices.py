@@ -1,8 +1,9 @@
 """Channel-wise autoregression with latent residual prediction (Minnen and
 Singh, ICIP 2020, "Channel-wise autoregressive entropy models for learned
-image compression", §2 and Fig. 2): a y codec given the hyper features
-ψ = [ψ_μ, ψ_σ] that codes y in S slices of channels, one after another,
-every position of a slice at once.
+image compression"; its architecture as tensorflow/compression's `ms2020`
+example): a y codec given the hyper features ψ = [ψ_μ, ψ_σ] that codes y
+in S slices of channels, one after another, every position of a slice at
+once.
 
 Slice i is a Gaussian N(μ_i, σ_i²) * U(−½, ½) with
   μ_i = f_μ,i([ψ_μ, ŷ_0 … ŷ_{k−1}]),  log σ_i = f_σ,i([ψ_σ, ŷ_0 … ŷ_{k−1}]),
@@ -11,7 +12,9 @@ k = min(i, `max_support`) (the first slices, as tensorflow/compression's
   ŷ_i = round(y_i − μ_i) + μ_i + ½ tanh(f_lrp,i([ψ_μ, ŷ_0 … ŷ_{k−1},
         round(y_i − μ_i) + μ_i])),
 which later slices condition on. Each f is three convolutions (5×5, 5×5,
-3×3; ReLU between) of widths 0.7·M, 0.4·M, M/S: 224, 128, 32 at M = 320.
+3×3; ReLU between) of widths 0.7·M, 0.4·M, M/S: 224, 128, 32 at M = 320
+(the example's fixed widths). f_σ outputs log σ, on the coder's grid of
+256 scales from 0.11 to 256 (the example: an index into 64 such scales).
 
 Coding (exact): the f are integer networks (`layers.integer`) calibrated
 on latents of real images; ŷ is kept as an integer in units of 2^−6 (μ on
@@ -41,8 +44,8 @@ LRP_LIMIT = 6 * UNIT  # ½ tanh(x) rounds to ±½ on the 2^−6 grid beyond ±6
 
 
 def slice_transform(width, depth, name, last_kernel=3):
-  """f of Fig. 2: 5×5 (0.7·M), 5×5 (0.4·M), 3×3 (the slice's depth); with
-  `last_kernel` 5, ELIC's channel context g_ch (He et al. 2022, Fig. 4)."""
+  """A slice transform f: 5×5 (0.7·M), 5×5 (0.4·M), 3×3 (the slice's
+  depth); with `last_kernel` 5, ELIC's channel context g_ch."""
   conv = tf.keras.layers.Conv2D
   return tf.keras.Sequential([
       conv(max(width * 7 // 10, 1), 5, padding="same", activation="relu",

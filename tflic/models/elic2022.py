@@ -1,21 +1,24 @@
 """He, Yang, Peng, Ma, Qin and Wang 2022, "ELIC: efficient learned image
 compression with unevenly grouped space-channel contextual adaptive coding"
-(CVPR; Fig. 4 and 5): the `elic2022` model, as CompressAI's
-`Elic2022Official`.
+(CVPR): the `elic2022` model, as CompressAI's `Elic2022Official` (layer for
+layer at M = 320).
 
-Transforms (Fig. 5): 5×5 stride-2 convolutions with three residual
-bottleneck blocks after each of the first three, and Cheng et al.'s
-simplified attention (g_a after its second stage and at its end; g_s
-mirrored); N = 192, M = 320. Hyperprior of Minnen 2018 (ψ: 2N features).
-The space-channel context (SCCTX, §3.2, `latent_codecs.ChannelGroups`):
+Transforms: 5×5 stride-2 convolutions with three residual bottleneck
+blocks after each of the first three, and Cheng et al.'s simplified
+attention (g_a after its second stage and at its end; g_s mirrored); N =
+192, M = 320. Hyperprior as CompressAI's (h_s: N, 3N/2, 2N features, ReLU).
+The space-channel context (SCCTX, `latent_codecs.ChannelGroups`):
 y in the uneven groups 16, 16, 32, 64, M − 128, each coded with the
 checkerboard context (`latent_codecs.Checkerboard`) given ψ and the channel
 context g_ch^(k) of the earlier groups; the parameter aggregation is three
 1×1 convolutions whose widths ramp linearly from their input to the 2·|group|
 parameters, hidden widths at least 2N (as CompressAI's). For M other than
 320 the groups keep the paper's proportions (1/20, 1/20, 1/10, 1/5, the
-rest); `mixture_components=K` (beyond the paper) codes each element with a
-mixture of K Gaussians (the bisection coder, exact).
+rest), and g_ch's widths 0.7·M and 0.4·M (224 and 128 at M = 320, fixed in
+CompressAI's). ŷ = round(y), coded under N(μ, σ²) (CompressAI: round(y −
+μ) + μ), as all our checkerboard and raster contexts: their integer coder
+codes μ's fraction. `mixture_components=K` (beyond the paper) codes each
+element with a mixture of K Gaussians (the bisection coder, exact).
 """
 
 import numpy as np
@@ -29,7 +32,7 @@ from tflic.models.base import CompressionModel
 
 
 def transforms(n, m):
-  """g_a, g_s, h_a, h_s of Fig. 5 (h_s ends in 2N features)."""
+  """g_a, g_s, h_a, h_s (h_s ends in 2N features)."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
 

@@ -1,14 +1,15 @@
 """Minnen and Singh 2020, "Channel-wise autoregressive entropy models for
-learned image compression" (ICIP, Fig. 2): the `ms2020` model, as
+learned image compression" (ICIP): the `ms2020` model, as
 tensorflow/compression's `ms2020` example.
 
 Ballé 2018's g_a and g_s (N = 192, M = 320); h_a of 3×3 (M), 5×5/2 (4/3·C)
 and 5×5/2 (C) convolutions, C = 192; ŷ coded in S = 10 slices, each
 conditioned on ψ and on up to 5 earlier slices, with latent residual
-prediction (`latent_codecs.ChannelSlices`). Fig. 2's two hyper synthesis
+prediction (`latent_codecs.ChannelSlices`). The two hyper synthesis
 transforms (for the means and for the scales) are here one h_s of twice
-their widths whose output is [ψ_μ, ψ_σ]: it contains the two (as
-block-diagonal weights) and converts to one integer network.
+their widths whose output is [ψ_μ, ψ_σ], converted to one integer network:
+a superset of the two (their weights are its block diagonal), larger (9.7 M
+parameters against 5.8 M) and with hidden features that ψ_μ and ψ_σ share.
 """
 
 import tensorflow as tf
@@ -19,8 +20,8 @@ from tflic.models.hyperprior import transforms
 
 
 def hyper_transforms(m, c):
-  """h_a, h_s of Fig. 2 (h_s: the mean and scale branches side by side; a
-  ReLU at its end, as the paper's)."""
+  """h_a, h_s (h_s: the mean and scale branches as one network of twice
+  their widths; a ReLU at its end, as the example's)."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
   wide = c * 4 // 3
