@@ -29,6 +29,7 @@ from tflic.latent_codecs import ChannelGroups, Checkerboard, hyperprior
 from tflic.latent_codecs.channel_slices import slice_transform
 from tflic.layers import Attention, MaskedConv2D, ResidualBottleneck
 from tflic.models.base import CompressionModel
+from tflic.models.hyperprior import hyper_transforms
 
 
 def transforms(n, m):
@@ -59,18 +60,8 @@ def transforms(n, m):
       blocks("synthesis_2_block") +
       [deconv(3, 5, 2, padding="same", name="synthesis_3")],
       name="synthesis")
-  hyper_analysis = tf.keras.Sequential([
-      conv(n, 3, padding="same", activation="relu", name="h_a_0"),
-      conv(n, 5, 2, padding="same", activation="relu", name="h_a_1"),
-      conv(n, 5, 2, padding="same", name="h_a_2"),
-  ], name="hyper_analysis")
-  hyper_synthesis = tf.keras.Sequential([
-      deconv(n, 5, 2, padding="same", activation="relu", name="h_s_0"),
-      deconv(n * 3 // 2, 5, 2, padding="same", activation="relu",
-             name="h_s_1"),
-      conv(2 * n, 3, padding="same", name="h_s_2"),
-  ], name="hyper_synthesis")
-  return analysis, synthesis, hyper_analysis, hyper_synthesis
+  # Minnen 2018's h_a and h_s with M := N (CompressAI's).
+  return (analysis, synthesis) + hyper_transforms(n, n, 2 * n)
 
 
 def uneven_groups(m):

@@ -14,8 +14,6 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
   """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN, N filters,
   M latent channels; GSDN/IGSDN with `gsdn`) and h_a, h_s (Minnen 2018 Fig. 4:
   h_s widens by 3/2)."""
-  conv = tf.keras.layers.Conv2D
-  deconv = tf.keras.layers.Conv2DTranspose
   analysis = tf.keras.Sequential([
       analysis_stage(n, 5, 2, "analysis_0", gsdn=gsdn),
       analysis_stage(n, 5, 2, "analysis_1", gsdn=gsdn),
@@ -28,6 +26,14 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
       synthesis_stage(n, 5, 2, "synthesis_2", gsdn=gsdn),
       synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
   ], name="synthesis")
+  return (analysis, synthesis) + hyper_transforms(m, hyper_channels,
+                                                  hyper_outputs)
+
+
+def hyper_transforms(m, hyper_channels, hyper_outputs):
+  """h_a, h_s of Minnen 2018 Fig. 4 (h_s widens by 3/2 from M)."""
+  conv = tf.keras.layers.Conv2D
+  deconv = tf.keras.layers.Conv2DTranspose
   hyper_analysis = tf.keras.Sequential([
       conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
       conv(hyper_channels, 5, 2, padding="same", activation="relu", name="h_a_1"),
@@ -38,7 +44,7 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
       deconv(m * 3 // 2, 5, 2, padding="same", activation="relu", name="h_s_1"),
       conv(hyper_outputs, 3, padding="same", name="h_s_2"),
   ], name="hyper_synthesis")
-  return analysis, synthesis, hyper_analysis, hyper_synthesis
+  return hyper_analysis, hyper_synthesis
 
 
 class Hyperprior(CompressionModel):

@@ -51,7 +51,7 @@ class Ms2020(CompressionModel):
     self.num_filters, self.latent_channels = num_filters, m
     self.hyper_channels = hyper_channels
     self.num_slices, self.max_support_slices = num_slices, max_support_slices
-    self.analysis, self.synthesis, _, _ = transforms(num_filters, m, 1, 1)
+    self.analysis, self.synthesis = transforms(num_filters, m, 1, 1)[:2]
     h_a, h_s = hyper_transforms(m, hyper_channels)
     self.latent_codec = hyperprior(hyper_channels, h_a, h_s, ChannelSlices(
         m, num_slices, max_support_slices, name="channel_slices"))
