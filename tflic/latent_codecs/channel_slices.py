@@ -92,7 +92,7 @@ class ChannelSlices(LatentCodec):
     self.symbol_coder = None
 
   def hyper_head(self, channels):
-    del channels  # ψ is features (h_s ends in a ReLU, as in Fig. 2)
+    del channels  # ψ is features (h_s ends in a ReLU, as the example's)
     return None
 
   def _float(self, latent, psi, training):
