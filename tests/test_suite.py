@@ -1,7 +1,8 @@
-"""The suite's own promise: `make test` (pytest-xdist, `--dist loadgroup`)
-keeps each golden variant's tests on one worker, which builds and traces its
-codec once."""
+"""What keeps the suite (and TensorFlow in Python) fast: `make test`
+(pytest-xdist, `--dist loadgroup`) keeps each golden variant's tests on one
+worker, which builds and traces its codec once; protobuf is compiled."""
 
+from google.protobuf.internal import api_implementation
 import pytest
 
 from tests.conftest import variants
@@ -15,3 +16,10 @@ def test_a_variant_stays_on_one_worker(request, variant):
     assert request.node.nodeid.endswith(f"@{variant}"), (
         "--dist loadgroup has no effect: install the pytest of setup.cfg's "
         "test extra")
+
+
+def test_protobuf_is_its_c_implementation():
+  """setup.cfg's protobuf: with the pure-Python one, tracing, SavedModel
+  saving and loading (every test that codes) take 2-5 times as long."""
+  assert api_implementation.Type() != "python", (
+      "protobuf runs in pure Python: install setup.cfg's pins")
