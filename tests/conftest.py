@@ -169,13 +169,14 @@ def trained_dir(run_dirs):
 
 
 @pytest.fixture(scope="session")
-def exports(tmp_path_factory):
-  """variant → the SavedModel of its golden model, exported on first use."""
+def exports(tmp_path_factory, codecs):
+  """variant → the SavedModel of its golden model, exported on first use
+  (from its `codecs` codec, as traced)."""
   class Exports(dict):
     def __missing__(self, variant):
       root = shared(tmp_path_factory, f"export-{variant}", lambda path: (
-          export.export(golden.load(variant), os.path.join(path, "1"),
-                        name=golden.VARIANTS[variant][0])))
+          export.save(codecs(variant), os.path.join(path, "1"),
+                      name=golden.VARIANTS[variant][0])))
       self[variant] = os.path.join(root, "1")
       return self[variant]
   return Exports()

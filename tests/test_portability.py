@@ -1,25 +1,31 @@
 """Portable files: every registered model's SavedModel (and SLIMD's)
-encodes in a fresh process (that imports only TensorFlow and
+codes in a fresh process (that imports only TensorFlow and
 tensorflow-compression; its "serving_default" signature is "encode") under
-one TensorFlow configuration and decodes in another (oneDNN on or off, 1 or 4
-intra-op threads), on a photo and on noise. Every file decodes to the
+another TensorFlow configuration (oneDNN on or off, 1 or 4 intra-op threads)
+than the process that wrote or will read the files. Every file decodes to the
 latents its encoder coded (the decoder's latent check passes); the images
 differ at most by the float synthesis, and the largest difference is
-printed. The fast suite: one pair of configurations for four variants
+printed.
+
+The fast suite: the golden files (written with the defaults, which
+test_golden's encoder reproduces in the suite's process) of four variants
 (the serial loop; gain units on the hyperprior; the parallel slices and
-groups); the slow one: the matrix for every variant."""
+groups) are encoded again and decoded in a fresh process with oneDNN off and
+one intra-op thread. The slow one: the 4 × 4 matrix for every variant."""
 
 import itertools
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
-from tflic import codec as codec_lib
 from tflic import data
+from tflic import export
 from tflic import images
-from tests.conftest import VARIANTS, run
+from tests.conftest import VARIANTS, run, variants
+from tests.golden import make as golden
 
 FAST = ["joint", "hyperprior_vr", "ms2020", "elic2022"]
 
@@ -40,11 +46,10 @@ if threads:
   tf.config.threading.set_intra_op_parallelism_threads(threads)
 import tensorflow_compression
 assert "tflic" not in sys.modules
-mode, exports, work, config = sys.argv[1:]
-exports = json.loads(exports)
-for name, path in exports.items():
+modes, exports, work, config = sys.argv[1:]
+for name, path in json.loads(exports).items():
   model = tf.saved_model.load(path)
-  if mode == "encode":
+  if "encode" in modes:
     for image in sorted(glob.glob(os.path.join(work, "*.npy"))):
       data = model.signatures["encode"](image=tf.constant(np.load(image)))
       assert model.signatures["serving_default"](image=tf.constant(
@@ -53,7 +58,7 @@ for name, path in exports.items():
       stem = os.path.basename(image)[:-4]
       with open(os.path.join(work, f"{name}.{stem}.{config}.tfl"), "wb") as f:
         f.write(data["bitstream_bytes"].numpy())
-  else:
+  if "decode" in modes:
     for path in sorted(glob.glob(os.path.join(work, f"{name}.*.tfl"))):
       with open(path, "rb") as f:
         data = f.read()
@@ -65,8 +70,9 @@ for name, path in exports.items():
 """
 
 
-def _run(mode, config, exports, work):
-  result = run(["-c", _PROCESS, mode, json.dumps(exports), work, config],
+def _run(modes, config, exports, work):
+  """Runs the fresh process: modes "encode", "decode" or both."""
+  result = run(["-c", _PROCESS, modes, json.dumps(exports), work, config],
                env=CONFIGS[config])
   assert result.returncode == 0, result.stderr[-3000:]
 
@@ -104,24 +110,31 @@ def _check(exports, work, encoders, decoders):
   return largest
 
 
-def test_encode_with_defaults_decode_without_onednn(exports, work):
-  exports = {variant: exports[variant] for variant in FAST}
-  _run("encode", "defaults", exports, work)
-  _run("decode", "onednn_off", exports, work)
-  largest = _check(exports, work, ["defaults"], ["onednn_off"])
-  assert max(largest.values()) <= 2, largest
-  # This process (the library, with the defaults) makes the same files as
-  # the fresh encoder, and decodes them to the fresh decoders' images (up to
-  # the float synthesis).
-  for name, path in exports.items():
-    library = codec_lib.SavedCodec(path)
-    for stem in ("photo", "noise"):
-      coded = os.path.join(work, f"{name}.{stem}.defaults.tfl")
-      data_ = open(coded, "rb").read()
-      assert library.encode(np.load(os.path.join(work, f"{stem}.npy"))) == data_
-      difference = np.abs(library.decode(data_).astype(int) -
-                          np.load(f"{coded}.onednn_off.npy")).max()
-      assert difference <= 2, (name, stem, difference)
+@pytest.mark.parametrize("variant", variants(FAST))
+def test_golden_files_code_alike_without_onednn_on_one_thread(
+    codecs, variant, tmp_path):
+  """A fresh process (oneDNN off, one thread) encodes the golden images to
+  the golden files and decodes both to the golden images (±2)."""
+  work = str(tmp_path)
+  for stem, image in golden.images().items():
+    np.save(os.path.join(work, f"{stem}.npy"), image)
+    shutil.copy(os.path.join(golden.ROOT, variant, f"{stem}.tfl"),
+                os.path.join(work, f"{variant}.{stem}.defaults.tfl"))
+  exports = {variant: export.save(codecs(variant), os.path.join(work, "1"))}
+  _run("encode,decode", "onednn_off", exports, work)
+  for stem in golden.images():
+    coded = os.path.join(work, f"{variant}.{stem}")
+    assert (open(f"{coded}.onednn_off.tfl", "rb").read() ==
+            open(f"{coded}.defaults.tfl", "rb").read()), stem
+    expected = images.read_image(
+        os.path.join(golden.ROOT, variant, f"{stem}.png"))[0]
+    for encoder in ("defaults", "onednn_off"):
+      error = f"{coded}.{encoder}.tfl.onednn_off.error"
+      assert not os.path.exists(error), open(error).read()
+      decoded = np.load(f"{coded}.{encoder}.tfl.onednn_off.npy")
+      difference = np.abs(decoded.astype(int) - expected).max()
+      print(f"{variant} {stem}: largest pixel difference {difference}")
+      assert difference <= 2, (stem, difference)
 
 
 @pytest.mark.slow

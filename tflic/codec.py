@@ -77,12 +77,18 @@ class Codec(tf.Module):
     model = model.clone()
     model.freeze(calibration)
     model.set_memory_budget(memory_budget)
+    self.memory_budget = memory_budget
     # The SavedModel keeps the model's variables (weights and coding tables),
     # not the Keras model: saving that would trace every layer's `call`.
     self._model = _Untracked(model)
     self.model_variables = model.coding_variables()
     self.model_id = tf.Variable(fingerprint(model), trainable=False,
                                 name="model_id")
+    if model.levels:
+      self.encode_at_quality = tf.function(
+          self._encode_at_quality, input_signature=[
+              tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+              tf.TensorSpec([], tf.float32, name="quality")])
 
   @property
   def model(self):
@@ -94,12 +100,10 @@ class Codec(tf.Module):
     """A variable-rate model: at its middle quality."""
     return self._encode(image)
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.float32, name="quality")])
-  def encode_at_quality(self, image, quality):
+  def _encode_at_quality(self, image, quality):
     """A variable-rate model at a quality of 0 … 100 (rate and quality grow
-    with it; `layers.gain_units.level`)."""
+    with it; `layers.gain_units.level`): `encode_at_quality`, which only a
+    variable-rate model's codec has (a SavedModel keeps every function)."""
     return self._encode(image, gain_units.level(quality, self.model.levels))
 
   def _encode(self, image, quality=None):

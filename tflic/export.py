@@ -44,6 +44,17 @@ def _store_training_weights(codec, signatures, dtype):
                     name=v.name.split(":")[0]) for v in unused]
 
 
+def _check(export_dir, overwrite, training_weights):
+  """export_dir, absolute, if the arguments are valid."""
+  if training_weights not in TRAINING_WEIGHTS:
+    raise ValueError(f"training weights {training_weights!r}: expected one of "
+                     f"{', '.join(TRAINING_WEIGHTS)}")
+  export_dir = os.path.abspath(export_dir)
+  if os.path.exists(export_dir) and not overwrite:
+    raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
+  return export_dir
+
+
 def export(model, export_dir, overwrite=False, name=None, calibration=None,
            memory_budget=codec_lib.MEMORY_BUDGET, training_weights="float32"):
   """Writes the SavedModel of a trained model to export_dir, atomically (the
@@ -51,13 +62,15 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
   integer conversion of the entropy parameters; `memory_budget`: bytes that
   coding an image of any size may use (see `codec.Codec`);
   `training_weights`: see TRAINING_WEIGHTS."""
-  if training_weights not in TRAINING_WEIGHTS:
-    raise ValueError(f"training weights {training_weights!r}: expected one of "
-                     f"{', '.join(TRAINING_WEIGHTS)}")
-  export_dir = os.path.abspath(export_dir)
-  if os.path.exists(export_dir) and not overwrite:
-    raise FileExistsError(f"{export_dir} exists (pass --overwrite to replace it)")
-  codec = codec_lib.Codec(model, calibration, memory_budget)
+  _check(export_dir, overwrite, training_weights)  # before the Codec's work
+  return save(codec_lib.Codec(model, calibration, memory_budget), export_dir,
+              overwrite, name, training_weights)
+
+
+def save(codec, export_dir, overwrite=False, name=None,
+         training_weights="float32"):
+  """`export` of a `codec.Codec` (its functions as already traced)."""
+  export_dir = _check(export_dir, overwrite, training_weights)
   model = codec.model  # frozen, with its tiles
   slimd = model.slimd  # SLIMD's tile, alphabet, entries
   parent = os.path.dirname(export_dir)
@@ -75,7 +88,7 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
                 multiple=model.multiple, pad_mode=model.pad_mode,
                 num_streams=model.num_streams,
                 levels=model.gain_units.lmbdas if model.gain_units else None,
-                memory_budget=memory_budget,
+                memory_budget=codec.memory_budget,
                 slimd=slimd.get_config() if slimd else None,
                 tiles=model.tiles)
     os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
