@@ -229,11 +229,12 @@ def test_savedmodel_in_a_fresh_process(slimd_dir, tmp_path, photo):
   """bin/export codes with the run's dictionary (two streams); --noslimd
   exports the factorized prior. A fresh process decodes the library's bytes
   of each test image to the library's own decoding."""
-  for flag, streams in (("", 2), ("--noslimd", 1)):
+  # (bin/export's one end-to-end run, then in this process)
+  for flag, streams, runner in (("", 2, run), ("--noslimd", 1, tool)):
     path = str(tmp_path / f"export{flag}")
-    result = run(["bin/export", f"--model_dir={slimd_dir}",
-                  f"--export_dir={path}", "--calibration_data=samples"]
-                 + ([flag] if flag else []))
+    result = runner(["bin/export", f"--model_dir={slimd_dir}",
+                     f"--export_dir={path}", "--calibration_data=samples"]
+                    + ([flag] if flag else []))
     assert result.returncode == 0, result.stderr
     assert export.info(path)["num_streams"] == streams
     assert (export.info(path)["slimd"] ==
