@@ -68,8 +68,10 @@ def test_peak_memory_in_fresh_processes():
     runtime = row["runtime_bytes"]
     assert 100 << 20 < runtime
     assert 0.9 * runtime < row[f"{operation}_bytes"] < runtime + (256 << 20)
+  assert 0 < row["load_s"] < 60
   table = benchmark.memory_table({"hyperprior": rows})
   assert "0.01" in table and "the runtime alone" in table
+  assert f"loads in {row['load_s']:.1f} s" in table
 
 
 def test_spec_errors():

@@ -190,11 +190,13 @@ _CODE_ONCE = """
 import resource, sys, time
 import numpy as np
 from tflic import codec
+start = time.perf_counter()
 saved = codec.SavedCodec(sys.argv[1])
+loaded = time.perf_counter() - start
 operation, path = sys.argv[2], sys.argv[3]
 try:
   if operation == "load":  # the runtime alone: TensorFlow and the SavedModel
-    seconds = 0.
+    seconds = loaded
   elif operation == "encode":
     image = np.load(path)
     start = time.perf_counter()
@@ -231,11 +233,12 @@ def _code_once(path, operation, image_path):
 def peak_memory(model, images, memory_budget, progress=None):
   """Exports `model` with `memory_budget` and codes each image (uint8
   arrays) once in a fresh process per operation: [{pixels, encode_s,
-  encode_bytes, decode_s, decode_bytes, runtime_bytes}] (seconds of the
-  call; peak RSS of the whole process, or None and the error where it
-  failed, e.g. killed for lack of memory; runtime_bytes: the peak of a
-  process that only loads the SavedModel, measured once, which varies with
-  the machine's TensorFlow build and CPU)."""
+  encode_bytes, decode_s, decode_bytes, load_s, runtime_bytes}] (seconds of
+  the call; peak RSS of the whole process, or None and the error where it
+  failed, e.g. killed for lack of memory; load_s and runtime_bytes: the
+  seconds of loading the SavedModel and the peak of a process that only
+  loads it, measured once, which vary with the machine's TensorFlow build
+  and CPU)."""
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     path = export.export(model, os.path.join(tmp, "model"),
@@ -249,7 +252,8 @@ def peak_memory(model, images, memory_budget, progress=None):
     for image in images:
       row = dict(pixels=image.shape[0] * image.shape[1], error=None,
                  encode_s=None, encode_bytes=None, decode_s=None,
-                 decode_bytes=None, runtime_bytes=runtime[1])
+                 decode_bytes=None, load_s=runtime[0],
+                 runtime_bytes=runtime[1])
       np.save(image_path, image)
       for operation in ("encode", "decode"):
         if progress:
@@ -284,7 +288,8 @@ def memory_table(results):
       runtime = rows[0]["runtime_bytes"]
       lines.append(
           f"{label}: the runtime alone (TensorFlow and the SavedModel, no "
-          f"image) peaks at {runtime / 2 ** 30:.2f} GB" +
+          f"image) peaks at {runtime / 2 ** 30:.2f} GB and loads in "
+          f"{rows[0]['load_s']:.1f} s" +
           (f", more than the budget's {tiling.RESERVE / 2 ** 30:.0f} GB reserve "
            "on this machine: lower peaks need a larger --memory_budget"
            if runtime > tiling.RESERVE else ""))
