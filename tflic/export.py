@@ -69,7 +69,8 @@ def export(model, export_dir, overwrite=False, name=None, calibration=None,
 
 def save(codec, export_dir, overwrite=False, name=None,
          training_weights="float32"):
-  """`export` of a `codec.Codec` (its functions as already traced)."""
+  """`export` of a `codec.Codec` (its functions as already traced; with
+  `training_weights` other than float32, the codec keeps the stored form)."""
   export_dir = _check(export_dir, overwrite, training_weights)
   model = codec.model  # frozen, with its tiles
   slimd = model.slimd  # SLIMD's tile, alphabet, entries
