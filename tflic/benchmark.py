@@ -186,8 +186,10 @@ def growth(label, sized):
   return f"{label}: " + "; ".join(parts)
 
 
+# Peak RSS: VmHWM, this process's own (ru_maxrss would include the forking
+# parent's RSS, which Linux carries into a child's across exec).
 _CODE_ONCE = """
-import resource, sys, time
+import sys, time
 import numpy as np
 from tflic import codec
 start = time.perf_counter()
@@ -213,7 +215,8 @@ try:
 except Exception as e:  # one line for the table: TF's assertion, if any
   lines = str(e).strip().splitlines() or [type(e).__name__]
   sys.exit(([l for l in lines if "assertion failed" in l] + lines)[0].strip())
-print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(seconds, int(next(line for line in open("/proc/self/status")
+                        if line.startswith("VmHWM")).split()[1]) * 1024)
 """
 
 
