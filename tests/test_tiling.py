@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import benchmark
 from tflic import bitstream
 from tflic import codec as codec_lib
 from tflic import export
@@ -130,11 +131,7 @@ def test_max_pixels_is_checked_before_decoding(exported_dir, tmp_path):
   assert not (tmp_path / "out.png").exists()
 
 
-# The peak RSS of a fresh process: VmHWM. (Not ru_maxrss: Linux carries
-# the forking parent's RSS into its child's ru_maxrss across exec, so a
-# large pytest worker would be counted as the child's peak.)
-PEAK_RSS = ("int(next(l for l in open('/proc/self/status') "
-            "if l.startswith('VmHWM')).split()[1]) * 1024")
+PEAK_RSS = benchmark.PEAK_RSS  # (not ru_maxrss: the pytest worker's counts)
 
 _PEAK = """
 import sys

@@ -186,8 +186,11 @@ def growth(label, sized):
   return f"{label}: " + "; ".join(parts)
 
 
-# Peak RSS: VmHWM, this process's own (ru_maxrss would include the forking
-# parent's RSS, which Linux carries into a child's across exec).
+# A fresh process's own peak RSS (Python expression): VmHWM. Not ru_maxrss,
+# into which Linux carries the forking parent's RSS across exec.
+PEAK_RSS = ("int(next(line for line in open('/proc/self/status') "
+            "if line.startswith('VmHWM')).split()[1]) * 1024")
+
 _CODE_ONCE = """
 import sys, time
 import numpy as np
@@ -215,8 +218,7 @@ try:
 except Exception as e:  # one line for the table: TF's assertion, if any
   lines = str(e).strip().splitlines() or [type(e).__name__]
   sys.exit(([l for l in lines if "assertion failed" in l] + lines)[0].strip())
-print(seconds, int(next(line for line in open("/proc/self/status")
-                        if line.startswith("VmHWM")).split()[1]) * 1024)
+print(seconds, """ + PEAK_RSS + """)
 """
 
 
