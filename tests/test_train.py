@@ -11,8 +11,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tests.conftest import ENV, ROOT, run, tool
+from tflic import models
+from tflic.layers.gsdn import GSDN
 
 TINY_FLAGS = ["--model=hyperprior", "--num_filters=8", "--latent_channels=8",
               "--hyper_channels=8", "--patch_size=64", "--batch_size=2",
@@ -155,22 +158,47 @@ def test_run_from_before_latent_codecs_resumes(tmp_path):
   assert tf.train.latest_checkpoint(run_dir).endswith("ckpt-3")
 
 
-def test_mixed_bfloat16_transforms_float32_elsewhere_and_in_exports():
-  """g_a and g_s compute in bfloat16; GDN, the latent codec and the loss in
-  float32; the exported codec is float32 (its files those of the weights)."""
+# Sequentials of convolutions and GDN only: fast for the others.
+_PLAIN_TRANSFORMS = ("factorized", "hyperprior", "joint", "ms2020")
+
+
+def _first_variant(name):
+  from tests.golden import make as golden  # pylint: disable=import-outside-toplevel
+  return next(args for model, args in golden.VARIANTS.values() if model == name)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in _PLAIN_TRANSFORMS else n
+    for n in models.names()])
+def test_mixed_bfloat16_transforms_float32_elsewhere(name):
+  """Every model trains in mixed_bfloat16 (the default where bfloat16 is
+  native): every convolution of g_a and g_s, those that composite layers
+  (residual blocks, attention, sub-pixel) make in `build` too, computes in
+  bfloat16 with float32 variables; GDN/GSDN and the latent codec in
+  float32."""
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  model = train.build(name, _first_variant(name), precision_="mixed_bfloat16")
+  layers = [l for t in (model.analysis, model.synthesis)
+            for l in [t] + list(t.submodules)]
+  convs = [l for l in layers if isinstance(l, tf.keras.layers.Conv2D)]
+  assert convs and all(l.compute_dtype == "bfloat16" and
+                       l.variable_dtype == "float32" for l in convs)
+  assert all(l.compute_dtype == "float32" for l in layers
+             if isinstance(l, (tfc.GDN, GSDN)))
+  assert model.latent_codec.compute_dtype == "float32"
+  model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+  logs = model.train_step(tf.random.stateless_uniform([2, 64, 64, 3], [1, 1]))
+  assert np.isfinite(float(logs["loss"])) and not float(logs["nonfinite"])
+
+
+def test_mixed_bfloat16_exports_float32():
+  """The exported codec is float32 (its files those of the weights)."""
   from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
   from tflic import precision  # pylint: disable=import-outside-toplevel
   from tflic import train  # pylint: disable=import-outside-toplevel
   model = train.build("hyperprior", dict(num_filters=8, latent_channels=8,
                                          hyper_channels=8),
                       precision_="mixed_bfloat16")
-  conv = model.analysis.layers[0]
-  assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
-  assert conv.activation.compute_dtype == "float32"  # GDN
-  assert model.latent_codec.compute_dtype == "float32"
-  model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-  logs = model.train_step(tf.random.stateless_uniform([2, 64, 64, 3], [1, 1]))
-  assert np.isfinite(float(logs["loss"]))
   codec = codec_lib.Codec(model)
   assert codec.model.analysis.layers[0].compute_dtype == "float32"
   image = np.zeros((32, 48, 3), np.uint8)

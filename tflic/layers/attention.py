@@ -1,6 +1,8 @@
 """The simplified attention module of Cheng et al. 2020 (Fig. 5(b): the
 attention module of Liu et al. 2019 without its non-local block)."""
 
+import functools
+
 import tensorflow as tf
 
 
@@ -10,7 +12,7 @@ class ResidualUnit(tf.keras.layers.Layer):
 
   def build(self, input_shape):
     n = input_shape[-1]
-    conv = tf.keras.layers.Conv2D
+    conv = functools.partial(tf.keras.layers.Conv2D, dtype=self.dtype_policy)
     self.convs = [
         conv(n // 2, 1, activation="relu", name="conv_0"),
         conv(n // 2, 3, padding="same", activation="relu", name="conv_1"),
@@ -29,10 +31,13 @@ class Attention(tf.keras.layers.Layer):
   units, conv 1×1, sigmoid."""
 
   def build(self, input_shape):
-    self.trunk = [ResidualUnit(name=f"trunk_{i}") for i in range(3)]
-    self.mask = [ResidualUnit(name=f"mask_{i}") for i in range(3)] + [
+    policy = self.dtype_policy
+    self.trunk = [ResidualUnit(name=f"trunk_{i}", dtype=policy)
+                  for i in range(3)]
+    self.mask = [ResidualUnit(name=f"mask_{i}", dtype=policy)
+                 for i in range(3)] + [
         tf.keras.layers.Conv2D(input_shape[-1], 1, activation="sigmoid",
-                               name="mask_conv")]
+                               name="mask_conv", dtype=policy)]
     super().build(input_shape)
 
   def call(self, x):

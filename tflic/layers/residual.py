@@ -58,6 +58,9 @@ class _Block(tf.keras.layers.Layer):
 
   def build(self, input_shape):
     self.main, self.skip = self._layers(input_shape[-1])
+    for layer in self.main + self.skip:  # the block's policy but GDN's
+      if not isinstance(layer, tfc.GDN):  # (mixed precision: precision.py)
+        layer._set_dtype_policy(self.dtype_policy)  # pylint: disable=protected-access
     super().build(input_shape)
 
   def call(self, x):
@@ -66,7 +69,7 @@ class _Block(tf.keras.layers.Layer):
       h = layer(h)
     for layer in self.skip:
       skip = layer(skip)
-    return h + skip
+    return h + tf.cast(skip, h.dtype)  # float32 after GDN
 
   def get_config(self):
     return dict(super().get_config(), filters=self.filters)

@@ -20,7 +20,7 @@ class SubPixelConv2D(tf.keras.layers.Layer):
   def build(self, input_shape):
     self.conv = tf.keras.layers.Conv2D(
         self.filters * self.scale ** 2, self.kernel_size, padding="same",
-        name="conv")
+        name="conv", dtype=self.dtype_policy)
     self.conv.build(input_shape)
     super().build(input_shape)
 

@@ -19,9 +19,10 @@ class WeightedLayer(tf.keras.layers.Layer):
     channels = input_shape[-1]
     self.squeeze = tf.keras.layers.Conv2D(
         max(channels // self.reduction, 1), 1, activation="relu",
-        name="squeeze")
+        name="squeeze", dtype=self.dtype_policy)
     self.excite = tf.keras.layers.Conv2D(channels, 1, activation="sigmoid",
-                                         name="excite")
+                                         name="excite",
+                                         dtype=self.dtype_policy)
     super().build(input_shape)
 
   def call(self, x):
