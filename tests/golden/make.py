@@ -2,6 +2,8 @@
 repository root, only to add a model or variant, never to hide a change:
 
   python -m tests.golden.make [VARIANT ...]
+  python -m tests.golden.make --streams [VARIANT ...]  # new streams of the
+                                                       # stored models
 
 For each variant: a tiny model (8 channels) trained 10 steps on the sample
 photos with a seed, saved as a model-only checkpoint (with its SLIMD
@@ -109,10 +111,31 @@ def _streams(model, pictures, perturb=None):
       del model.analyze
 
 
+def write_streams(variant, seed):
+  """Writes the streams and decoded images of a variant's stored model;
+  False (nothing written) if a coded value lies near a rounding boundary."""
+  pictures = images()
+  folder = os.path.join(ROOT, variant)
+  codec, streams = _streams(load(variant), pictures)
+  robust = all(
+      _streams(load(variant), pictures, lambda y, i=i: y + PERTURBATION * (
+          1 + tf.abs(y)) * tf.sign(tf.random.stateless_uniform(
+              tf.shape(y), [seed, i]) - .5))[1] == streams
+      for i in range(3))
+  if robust:
+    for image, data_ in streams.items():
+      with open(os.path.join(folder, f"{image}.tfl"), "wb") as f:
+        f.write(data_)
+      decoded = codec.decode(data_)["image"].numpy()
+      Image.fromarray(decoded).save(os.path.join(folder, f"{image}.png"))
+    print(f"{variant}: seed {seed}, "
+          f"{sum(map(len, streams.values()))} bytes")
+  return robust
+
+
 def make(variant):
   name, args = VARIANTS[variant]
   folder = os.path.join(ROOT, variant)
-  pictures = images()
   for seed in range(1, 30):
     with tempfile.TemporaryDirectory() as run_dir:
       model = train.train(name, args, "samples", run_dir, steps=10,
@@ -130,26 +153,24 @@ def make(variant):
         shutil.copy(os.path.join(run_dir, slimd_fit.FILE), folder)
     with open(os.path.join(folder, "config.json"), "w") as f:
       json.dump(dict(model=name, args=args, seed=seed), f, indent=1)
-    codec, streams = _streams(load(variant), pictures)
-    robust = all(
-        _streams(load(variant), pictures, lambda y, i=i: y + PERTURBATION * (
-            1 + tf.abs(y)) * tf.sign(tf.random.stateless_uniform(
-                tf.shape(y), [seed, i]) - .5))[1] == streams
-        for i in range(3))
-    if robust:
-      for image, data_ in streams.items():
-        with open(os.path.join(folder, f"{image}.tfl"), "wb") as f:
-          f.write(data_)
-        decoded = codec.decode(data_)["image"].numpy()
-        Image.fromarray(decoded).save(os.path.join(folder, f"{image}.png"))
-      print(f"{variant}: seed {seed}, "
-            f"{sum(map(len, streams.values()))} bytes")
+    if write_streams(variant, seed):
       return
     print(f"{variant}: seed {seed} puts a coded value near a rounding "
           "boundary; next seed")
   raise RuntimeError(f"{variant}: no robust seed")
 
 
+def remake_streams(variant):
+  """New streams of a variant's stored model (a change of its coding
+  tables that bumps the format or leaves old files decodable: say which)."""
+  with open(os.path.join(ROOT, variant, "config.json")) as f:
+    seed = json.load(f)["seed"]
+  if not write_streams(variant, seed):
+    raise RuntimeError(f"{variant}: a coded value lies near a rounding "
+                       "boundary; make a new model (without --streams)")
+
+
 if __name__ == "__main__":
-  for v in sys.argv[1:] or VARIANTS:
-    make(v)
+  streams_only = "--streams" in sys.argv[1:]
+  for v in [a for a in sys.argv[1:] if a != "--streams"] or VARIANTS:
+    (remake_streams if streams_only else make)(v)

@@ -61,10 +61,14 @@ def _phi(z):
 def quantized_cdf(pmf, precision=PRECISION):
   """A range-coder CDF row [0, …, 2^precision] for probabilities `pmf`
   (numpy, the last one the escape symbol): every symbol gets at least one
-  count, the counts left over go to the most probable symbol."""
+  count, the counts left over go to the most probable symbol: the first of
+  those within 10^−9 of the largest, since exact ties (a mean halfway between
+  two integers) come out a few ulps apart on other machines (numpy's
+  vectorized exp differs with AVX-512)."""
   n, total = len(pmf), 1 << precision
   counts = 1 + np.floor(pmf / pmf.sum() * (total - n)).astype(np.int64)
-  counts[np.argmax(pmf)] += total - counts.sum()
+  counts[np.flatnonzero(pmf >= pmf.max() * (1 - 1e-9))[0]] += (
+      total - counts.sum())
   return np.concatenate([[0], np.cumsum(counts)])
 
 

@@ -37,6 +37,18 @@ def _located(prior):
       delattr(prior, name)
 
 
+def _float64(prior):
+  """A float64 copy of a `NoisyDeepFactorized` prior, for its coding tables
+  (`FactorizedPrior.freeze`)."""
+  base = prior.base
+  copy = tfc.NoisyDeepFactorized(
+      batch_shape=base.batch_shape, num_filters=base.num_filters,
+      init_scale=base.init_scale, dtype=tf.float64)
+  for target, source in zip(copy.base.variables, base.variables):
+    target.assign(tf.cast(source, tf.float64))
+  return copy
+
+
 class FactorizedPrior(LatentCodec):
   """One learned univariate density per channel, convolved with U(-1/2, 1/2)
   (tensorflow-compression's `NoisyDeepFactorized`).
@@ -69,12 +81,22 @@ class FactorizedPrior(LatentCodec):
     return {self.key: model.quantize(latent)}, bits
 
   def freeze(self, latents=None, side=None):
-    """Builds the range coding tables from the current density."""
+    """Builds the range coding tables from the current density, in float64:
+    its median (the quantization offsets), tails and probabilities are found
+    by float computations that end a few ulps apart on other machines
+    (oneDNN on or off, AVX-512 or not), and in float32 a few ulps move a
+    quantized probability or an offset; in float64 they do not reach
+    float32 and the tables' 16-bit integers, so the same weights freeze to
+    the same tables, and model identity, everywhere."""
     del latents, side
-    with _located(self.prior):
+    precise = _float64(self.prior)
+    with _located(precise):
       self.entropy_model = tfc.ContinuousBatchedEntropyModel(
-          self.prior, coding_rank=3, compression=True, tail_mass=TAIL_MASS,
-          range_coder_precision=self.range_coder_precision)
+          precise, coding_rank=3, compression=True, tail_mass=TAIL_MASS,
+          range_coder_precision=self.range_coder_precision,
+          bottleneck_dtype=tf.float32)
+    # Its likelihoods (`call`) are the trained float32 prior's, as before.
+    self.entropy_model._prior = self.prior  # pylint: disable=protected-access
     self.table = escape.EscapeTable(
         escape.rows_of_lookup(self.entropy_model.cdf.numpy()), LOW, HIGH,
         name="table")
