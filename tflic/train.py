@@ -322,8 +322,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   to a global norm of `clip_norm` (0: no clipping). Training stops, without
   saving, when a logged loss is not finite on every step, or when the mean
   of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
-  the lowest such mean (single logged losses of small batches vary too much
-  to compare): the last checkpoint stays intact. A new run starts from the
+  the lowest such mean, from the first full window on (single logged losses
+  of small batches vary too much to compare: a batch of dark crops costs
+  almost nothing): the last checkpoint stays intact. A new run starts from the
   weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
   end) the images of `eval_images` (a --train_data spec) are coded as real
   files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
@@ -419,7 +420,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         checkpoint = step % checkpoint_every == 0 or step == steps or stop
         if step % log_every == 0 or checkpoint:
           # Every checkpoint is preceded by this check, so none holds a
-          # diverged model.
+          # non-finite model, nor, after the first window, a diverged one.
           logs = {k: float(v) for k, v in logs.items()}
           rate = (step - start_step) / (time.time() - start_time)
           logging.info("step %d/%d  %s  %.2f steps/s  eta %s", step, steps,
@@ -430,7 +431,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
               tf.summary.scalar(name, value)
           recent.append(logs["loss"])
           loss = sum(recent) / len(recent)
-          best_loss = min(best_loss, loss)
+          if len(recent) == DIVERGENCE_WINDOW:  # one dark crop is nearly free
+            best_loss = min(best_loss, loss)
           if (logs["nonfinite"] == 1. or not math.isfinite(loss)
               or loss > divergence_factor * best_loss):
             raise FloatingPointError(
