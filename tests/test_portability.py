@@ -146,3 +146,29 @@ def test_configuration_matrix(exports, work):
     _run("decode", config, exports, work)
   largest = _check(exports, work, list(CONFIGS), list(CONFIGS))
   assert max(largest.values()) <= 2, largest
+
+
+_MODEL_IDS = """
+from tests.golden import make
+from tflic import codec
+for variant in make.VARIANTS:
+  print(variant, codec.Codec(make.load(variant)).model_id.numpy().hex())
+"""
+
+
+@pytest.mark.slow
+def test_golden_models_freeze_alike_with_other_simd(codecs):
+  """Exporting is a function of the checkpoint: every golden model freezes
+  to the same tables (model identity) with oneDNN limited to AVX2 and with
+  numpy's AVX-512 kernels off (its vectorized exp and sums), as with the
+  defaults. (On a machine without AVX-512 both runs repeat the defaults.)"""
+  # pylint: disable-next=import-outside-toplevel
+  from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+  avx512 = [f for f in __cpu_dispatch__
+            if f.startswith("AVX512") and __cpu_features__.get(f)]
+  expected = {v: codecs(v).model_id.numpy().hex() for v in golden.VARIANTS}
+  for env in (dict(ONEDNN_MAX_CPU_ISA="AVX2"),
+              dict(NPY_DISABLE_CPU_FEATURES=" ".join(avx512) or None)):
+    result = run(["-c", _MODEL_IDS], env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert dict(l.split() for l in result.stdout.splitlines()) == expected, env
