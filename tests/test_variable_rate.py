@@ -13,6 +13,7 @@ from tflic import metrics
 from tflic import models
 from tflic import train
 from tflic.layers import gain_units
+from tests.golden import make as golden
 from tests.conftest import TINY, padded, random_image, variants
 
 LMBDAS = [.002, .01, .05]
@@ -115,3 +116,26 @@ def test_a_fixed_rate_run_starts_a_variable_rate_one(trained_dir, exported_dir,
       str(tmp_path / "other"))
   with pytest.raises(ValueError, match="--init_from=.*holds no model"):
     train.load_weights(train.build("joint", TINY), other)
+
+
+def test_a_variable_rate_model_gains_levels_at_either_end(codecs, exports):
+  """--init_from a SavedModel with fewer levels: the shared levels keep their
+  gains exactly; a new level between or beyond them is linear in log λ."""
+  source = codecs("hyperprior_vr").model.gain_units
+  lmbdas = [.0005, .002, .005, .01, .05, .1]
+  name, args = golden.VARIANTS["hyperprior_vr"]
+  model = train.build(name, dict(args, lmbdas=lmbdas), lmbda=.01)
+  train.load_weights(model, exports["hyperprior_vr"])
+  for table in ("log_gain", "log_inverse_gain"):
+    old = getattr(source, table).numpy().astype(np.float64)
+    new = getattr(model.gain_units, table).numpy()
+    np.testing.assert_array_equal(new[[1, 3, 4]], old)
+    log = np.log(lmbdas)
+    def along(a, b, x):  # the line through old levels a, b, at λ x
+      return old[a] + (old[b] - old[a]) * (x - np.log(LMBDAS[a])) / (
+          np.log(LMBDAS[b]) - np.log(LMBDAS[a]))
+    np.testing.assert_allclose(new[0], along(0, 1, log[0]), rtol=1e-5)
+    np.testing.assert_allclose(new[2], along(0, 1, log[2]), rtol=1e-5)
+    np.testing.assert_allclose(new[5], along(1, 2, log[5]), rtol=1e-5)
+  assert not np.array_equal(model.gain_units.log_gain.numpy()[0],
+                            model.gain_units.log_gain.numpy()[1])

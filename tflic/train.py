@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tflic import data
+from tflic import export
 from tflic import metrics
 from tflic import models
 from tflic import precision
@@ -221,6 +222,7 @@ def load_weights(model, source):
       value = stored.get((variable.name, tuple(variable.shape)))
       if value is not None:
         variable.assign(tf.cast(value, variable.dtype))
+    _resample_gains(model, source, loaded)
   else:
     path = (tf.train.latest_checkpoint(source) if os.path.isdir(source)
             else source)
@@ -237,6 +239,20 @@ def load_weights(model, source):
     raise ValueError(f"--init_from={source}: none of its weights fits this "
                      "model")
   return changed, len(variables)
+
+
+def _resample_gains(model, source, loaded):
+  """A variable-rate model started from a SavedModel with other levels
+  (e.g. more λ at either end): the gains of its levels, resampled in log λ
+  (`GainUnits.resample`); the levels it shares keep their gains exactly."""
+  units = getattr(model, "gain_units", None)
+  levels = export.info(source).get("levels")
+  if not units or not levels or list(levels) == units.lmbdas:
+    return
+  tables = {v.name.split("/")[-1].split(":")[0]: v.numpy()
+            for v in loaded.model_variables if "gain_units/" in v.name}
+  if {"log_gain", "log_inverse_gain"} <= set(tables):
+    units.resample(levels, tables["log_gain"], tables["log_inverse_gain"])
 
 
 @contextlib.contextmanager

@@ -55,6 +55,25 @@ class GainUnits(tf.keras.layers.Layer):
         "log_inverse_gain", [self.levels, channels],
         initializer=tf.constant_initializer(-log_gains))
 
+  def resample(self, lmbdas, log_gain, log_inverse_gain):
+    """Sets the tables from another model's levels `lmbdas` (its tables
+    [L', C]): linear in log λ between its levels and, beyond them, along its
+    end levels' slope (the start values' law, log g = ½ log λ/λ_ref, is also
+    linear in log λ). How a trained model gains levels at either end."""
+    source = np.log(np.asarray(lmbdas, np.float64))
+    if len(source) < 2 or np.any(np.diff(source) <= 0):
+      raise ValueError(f"levels to resample from must be 2 or more "
+                       f"increasing λ, not {lmbdas}")
+    target = np.log(self.lmbdas)
+    index = np.clip(np.searchsorted(source, target) - 1, 0, len(source) - 2)
+    fraction = ((target - source[index]) /
+                (source[index + 1] - source[index]))[:, None]
+    for variable, table in ((self.log_gain, log_gain),
+                            (self.log_inverse_gain, log_inverse_gain)):
+      table = np.asarray(table, np.float64)
+      variable.assign((table[index] + fraction * (
+          table[index + 1] - table[index])).astype(np.float32))
+
   def _interpolate(self, table, quality):
     """table [L, C] of logs, at the level q (float scalar in [0, L − 1])."""
     q = tf.clip_by_value(tf.cast(quality, tf.float32), 0., self.levels - 1.)
