@@ -205,3 +205,22 @@ def test_mixed_bfloat16_exports_float32():
   assert codec.decode(codec.encode(image)["bitstream_bytes"])[
       "image"].shape == (32, 48, 3)
   assert precision.resolve("auto") in ("float32", "mixed_bfloat16")
+
+
+@pytest.mark.parametrize("flagfile", sorted(glob.glob(
+    os.path.join(ROOT, "configs", "*.cfg"))), ids=os.path.basename)
+def test_every_flagfile_parses_into_a_model(flagfile, monkeypatch):
+  """Each recipe in configs/ is bin/train's flags and makes its model (not
+  built, not trained): a typo in a flagfile fails here, not in a user's
+  first hour of training."""
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  made = []
+
+  def construct(model_name, model_args, train_data, model_dir, lmbda=.01,
+                learning_rate=1e-4, lr_boundaries=(), lr_values=(), **unused):
+    train.learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
+    made.append(models.create(model_name, lmbda=lmbda, **model_args))
+  monkeypatch.setattr(train, "train", construct)
+  result = tool(["bin/train", f"--flagfile={flagfile}"])
+  assert result.returncode == 0, result.stderr
+  assert len(made) == 1
