@@ -246,8 +246,10 @@ def _resample_gains(model, source, loaded):
   (e.g. more λ at either end): the gains of its levels, resampled in log λ
   (`GainUnits.resample`); the levels it shares keep their gains exactly."""
   units = getattr(model, "gain_units", None)
+  if not units or not os.path.exists(os.path.join(source, export.INFO_FILE)):
+    return  # (a fixed-rate model, or a SavedModel tflic did not write)
   levels = export.info(source).get("levels")
-  if not units or not levels or list(levels) == units.lmbdas:
+  if not levels or list(levels) == units.lmbdas:
     return
   tables = {v.name.split("/")[-1].split(":")[0]: v.numpy()
             for v in loaded.model_variables if "gain_units/" in v.name}
