@@ -106,6 +106,21 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
       train.learning_rate_schedule(1., **bad)
 
 
+def test_max_hours_ends_the_run_with_a_checkpoint(tmp_path):
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
+  common = dict(batch_size=2, patch_size=64, checkpoint_every=1000,
+                log_every=1000)
+  # A budget of ~0 ends the run after its first step, saved as at --steps.
+  model = train.train("hyperprior", args, "samples", str(tmp_path),
+                      steps=1000, max_hours=1e-9, **common)
+  assert int(model.optimizer.iterations) == 1
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
+  model = train.train("hyperprior", args, "samples", str(tmp_path), steps=3,
+                      max_hours=1., **common)  # resumes; --steps ends it
+  assert int(model.optimizer.iterations) == 3
+
+
 def test_every_config_uses_flags_that_bin_train_defines():
   """A misspelt flag in a flagfile would stop bin/train at start-up."""
   source = open(os.path.join(ROOT, "bin/train")).read()

@@ -333,7 +333,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
           eval_images=None, eval_every=0, precision_="float32",
-          export_dir=None):
+          export_dir=None, max_hours=0.):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -350,7 +350,10 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   "auto" (bfloat16 where the machine computes it natively;
   `precision.resolve`). The chief writes checkpoints, logs, evaluations and
   (at the end) the SavedModel to `export_dir`, calibrated on the training
-  data. Returns the model."""
+  data. With `max_hours` > 0 the run also ends (as at `steps`: checkpoint,
+  evaluation, export) after that many hours of training in this process,
+  evaluations not counted: runs compared at equal CPU time. Returns the
+  model."""
   rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
@@ -364,6 +367,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     raise ValueError(f"--patch_size must be a multiple of {multiple} for "
                      f"{model_name}")
   index, workers, chief = worker(strategy)
+  if max_hours and workers > 1:  # the workers' clocks would stop them apart
+    raise ValueError("--max_hours needs a single worker; give --steps")
   os.makedirs(model_dir, exist_ok=True)
   config = dict(model=model_name, args=model_args, lmbda=lmbda,
                 distortion=distortion, train_data=train_data)
@@ -424,6 +429,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
                 Evaluation(model_dir, eval_images, train_data))
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
+  evaluating = 0.  # seconds spent in evaluations, not counted in max_hours
   recent = collections.deque(maxlen=DIVERGENCE_WINDOW)
   with _Interrupt() as interrupt:
     while step < steps:
@@ -435,7 +441,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         step += 1
         # Read once: a signal from now on is handled at the next step.
         stop = interrupt.requested
-        checkpoint = step % checkpoint_every == 0 or step == steps or stop
+        last = step == steps or bool(max_hours) and (
+            time.time() - start_time - evaluating > 3600 * max_hours)
+        checkpoint = step % checkpoint_every == 0 or last or stop
         if step % log_every == 0 or checkpoint:
           # Every checkpoint is preceded by this check, so none holds a
           # non-finite model, nor, after the first window, a diverged one.
@@ -463,9 +471,15 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
             tracker.reset_state()
         if checkpoint:
           save()
-      if evaluation and (step == steps or step % eval_every == 0):
+      if evaluation and (last or step % eval_every == 0):
+        began = time.time()
         evaluation(model, step)
+        evaluating += time.time() - began
       if stop:
+        break
+      if last and step < steps:
+        logging.info("stopping at step %d: --max_hours=%g of training done",
+                     step, max_hours)
         break
   if interrupt.requested:
     raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved, run "
