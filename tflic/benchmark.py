@@ -55,9 +55,9 @@ def loop_seconds(codec, image):
   if not model.latent_codec.serial:
     return None, None
   x = images_lib.pad_to_multiple(image, model.multiple, model.pad_mode)
-  streams, _ = tf.function(model.encode_latents)(
+  streams, _ = tf.function(model.encode_latents, autograph=False)(
       tf.cast(x, tf.float32)[None] / 255.)
-  decode = tf.function(model.decode_latents)
+  decode = tf.function(model.decode_latents, autograph=False)
   decode(streams, x.shape[0], x.shape[1])  # trace
   start = time.perf_counter()
   decoded = decode(streams, x.shape[0], x.shape[1])["y_hat"]

@@ -86,7 +86,7 @@ class Codec(tf.Module):
                                 name="model_id")
     if model.levels:
       self.encode_at_quality = tf.function(
-          self._encode_at_quality, input_signature=[
+          self._encode_at_quality, autograph=False, input_signature=[
               tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
               tf.TensorSpec([], tf.float32, name="quality")])
 
@@ -94,7 +94,11 @@ class Codec(tf.Module):
   def model(self):
     return self._model.value
 
-  @tf.function(input_signature=[
+  # The signatures are traced without autograph: the coding loops are
+  # explicit tf.while_loops, and converting every function they call made
+  # tracing (export, a first encode) two to four times slower.
+
+  @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
   def encode(self, image):
     """A variable-rate model: at its middle quality."""
@@ -118,7 +122,7 @@ class Codec(tf.Module):
                           bitstream.latent_check(_ordered(latents)))
     return {"bitstream_bytes": data}
 
-  @tf.function(input_signature=[
+  @tf.function(autograph=False, input_signature=[
       tf.TensorSpec([], tf.string, name="bitstream_bytes")])
   def decode(self, bitstream_bytes):
     height, width, streams, check = bitstream.unpack(

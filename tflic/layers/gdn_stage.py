@@ -6,8 +6,8 @@ with zeros (the papers') or, `padding="reflect"`, by reflection
 (`ReflectConv2D`)."""
 
 import tensorflow as tf
-import tensorflow_compression as tfc
 
+from tflic.layers.gdn import GDN
 from tflic.layers.gsdn import GSDN
 from tflic.layers.reflect_conv import ReflectConv2D
 
@@ -17,7 +17,7 @@ PADDINGS = ("zeros", "reflect")
 def _normalization(inverse, gsdn, name):
   if gsdn:
     return GSDN(inverse=inverse, name=f"{'igsdn' if inverse else 'gsdn'}_{name}")
-  return tfc.GDN(inverse=inverse, name=f"{'igdn' if inverse else 'gdn'}_{name}")
+  return GDN(inverse=inverse, name=f"{'igdn' if inverse else 'gdn'}_{name}")
 
 
 def analysis_stage(filters, kernel, stride, name, gdn=True, gsdn=False,

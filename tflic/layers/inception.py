@@ -8,7 +8,7 @@ The text gives neither the kernel sizes nor the widths; we take 3, 5 and 7
 replaces."""
 
 import tensorflow as tf
-import tensorflow_compression as tfc
+from tflic.layers.gdn import GDN
 
 
 class Inception(tf.keras.layers.Layer):
@@ -25,7 +25,7 @@ class Inception(tf.keras.layers.Layer):
                                name=f"conv_{k}x{k}")
         for k in self.kernel_sizes]
     self.fuse = tf.keras.layers.Conv2D(filters, 1, name="fuse")
-    self.gdn = tfc.GDN(name="gdn")
+    self.gdn = GDN(name="gdn")
 
   def call(self, x):
     return self.gdn(self.fuse(tf.concat([b(x) for b in self.branches], -1)))

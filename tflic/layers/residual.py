@@ -5,6 +5,7 @@ sub-pixel convolution. GDN/IGDN are tensorflow-compression's."""
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.layers.gdn import GDN
 from tflic.layers.subpixel import SubPixelConv2D
 
 
@@ -96,7 +97,7 @@ class ResidualBlockWithStride(_Block):
     main = [CentredStridedConv(self.filters, 3, activation=tf.nn.leaky_relu,
                                name="conv_0"),
             _conv(self.filters, 3, name="conv_1"),
-            tfc.GDN(name="gdn")]
+            GDN(name="gdn")]
     skip = [Subsample(name="subsample"), _conv(self.filters, 1, name="skip")]
     return main, skip
 
@@ -109,7 +110,7 @@ class ResidualBlockUpsample(_Block):
     main = [SubPixelConv2D(self.filters, 3, 2, tf.nn.leaky_relu,
                            name="subpixel"),
             _conv(self.filters, 3, name="conv"),
-            tfc.GDN(inverse=True, name="igdn")]
+            GDN(inverse=True, name="igdn")]
     return main, [SubPixelConv2D(self.filters, 3, 2, name="skip")]
 
 
