@@ -16,6 +16,7 @@ grid of `NUM_SCALES` scales spaced evenly in log σ from `SCALE_MIN` to
   confidence of the global reference model are computed from it.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -79,6 +80,32 @@ def fraction_bits(sigma):
                      0, MEAN_BITS))
 
 
+@functools.lru_cache(maxsize=None)
+def _rows(fractions):
+  """The rows of a `GaussianTable` (computed once per process): per scale,
+  its first row, the shift and rounding of the mean to its fraction bits,
+  the fraction bits and their mask; each row's first symbol; the CDF rows;
+  and the range of escaped symbols. That range is the last (widest) row's,
+  [−1024, 1024], as format 3 has it: wider than [LOW, HIGH], so an escape
+  costs ~2 bits more than it could."""
+  per_scale, offsets, lookup = [], [], []
+  for sigma in scales():
+    bits = fraction_bits(sigma) if fractions else 0
+    per_scale.append([len(offsets), MEAN_BITS - bits,
+                      (1 << (MEAN_BITS - bits)) >> 1, bits, (1 << bits) - 1])
+    for f in range(1 << bits):
+      center = f / (1 << bits)
+      low = math.floor(center - max(TAIL * sigma, 1.))
+      high = math.ceil(center + max(TAIL * sigma, 1.))
+      edges = _phi((np.arange(low, high + 2) - .5 - center) / sigma)
+      pmf = np.diff(edges)
+      pmf = np.append(pmf, max(1. - pmf.sum(), 0.))  # escape
+      lookup.append(quantized_cdf(pmf))
+      offsets.append(low)
+  return (np.array(per_scale, np.int32), np.array(offsets, np.int32),
+          lookup, (low, high))
+
+
 class GaussianTable(tf.Module):
   """Range coding of integer symbols in [low, high] under discretized
   Gaussians given by integer means (units 2^−MEAN_BITS) and scale indices.
@@ -90,27 +117,10 @@ class GaussianTable(tf.Module):
     super().__init__(name=name)
     self.fractions = bool(fractions)
     self.low, self.high = low, high
-    lookup, offsets, per_scale = [], [], []
-    for sigma in scales():
-      bits = fraction_bits(sigma) if fractions else 0
-      per_scale.append([len(offsets), MEAN_BITS - bits,
-                        (1 << (MEAN_BITS - bits)) >> 1, bits, (1 << bits) - 1])
-      for f in range(1 << bits):
-        center = f / (1 << bits)
-        low = math.floor(center - max(TAIL * sigma, 1.))
-        high = math.ceil(center + max(TAIL * sigma, 1.))
-        edges = _phi((np.arange(low, high + 2) - .5 - center) / sigma)
-        pmf = np.diff(edges)
-        pmf = np.append(pmf, max(1. - pmf.sum(), 0.))  # escape
-        lookup.append(quantized_cdf(pmf))
-        offsets.append(low)
-    # Per scale: first row, shift and rounding of the mean to its fraction
-    # bits, the fraction bits and their mask.
-    self.per_scale = tf.Variable(np.array(per_scale, np.int32),
-                                 trainable=False, name="per_scale")
-    self.row_offset = tf.Variable(np.array(offsets, np.int32),
-                                  trainable=False, name="row_offset")
-    self.rows = escape.EscapeTable(lookup, low, high, name="rows")
+    per_scale, offsets, lookup, escaped = _rows(self.fractions)
+    self.per_scale = tf.Variable(per_scale, trainable=False, name="per_scale")
+    self.row_offset = tf.Variable(offsets, trainable=False, name="row_offset")
+    self.rows = escape.EscapeTable(lookup, *escaped, name="rows")
 
   @property
   def table(self):

@@ -23,7 +23,7 @@ def _located(prior):
   The library finds them by gradient descent, run eagerly (about 6 s per
   table); as one graph the same iterations take a tenth of that and give
   the same values (compared on every golden model)."""
-  located = tf.function(lambda: (
+  located = tf.function(autograph=False, func=lambda: (
       helpers.quantization_offset(prior),
       helpers.lower_tail(prior, TAIL_MASS),
       helpers.upper_tail(prior, TAIL_MASS)))()
