@@ -297,6 +297,9 @@ class CompressionModel(tf.keras.Model):
       distortion = 1. - terms["ms_ssim"]
     return bpp + lmbda * distortion, terms
 
+  # The steps are graph code already: autograph's conversion of every
+  # function they call only slows Keras's tracing (as the codec's, design.md).
+  @tf.autograph.experimental.do_not_convert
   def train_step(self, x):
     with tf.GradientTape() as tape:
       loss, terms = self.rate_distortion(x, training=True)
@@ -317,6 +320,7 @@ class CompressionModel(tf.keras.Model):
     self._track(loss, terms, weight)
     return self._results()
 
+  @tf.autograph.experimental.do_not_convert
   def test_step(self, x):
     loss, terms = self.rate_distortion(x, training=False)
     self._track(loss, terms)
