@@ -81,7 +81,7 @@ def fraction_bits(sigma):
 
 
 @functools.lru_cache(maxsize=None)
-def _rows(fractions):
+def _table_rows(fractions):
   """The rows of a `GaussianTable` (computed once per process): per scale,
   its first row, the shift and rounding of the mean to its fraction bits,
   the fraction bits and their mask; each row's first symbol; the CDF rows;
@@ -117,7 +117,7 @@ class GaussianTable(tf.Module):
     super().__init__(name=name)
     self.fractions = bool(fractions)
     self.low, self.high = low, high
-    per_scale, offsets, lookup, escaped = _rows(self.fractions)
+    per_scale, offsets, lookup, escaped = _table_rows(self.fractions)
     self.per_scale = tf.Variable(per_scale, trainable=False, name="per_scale")
     self.row_offset = tf.Variable(offsets, trainable=False, name="row_offset")
     self.rows = escape.EscapeTable(lookup, *escaped, name="rows")
