@@ -121,6 +121,28 @@ def test_max_hours_ends_the_run_with_a_checkpoint(tmp_path):
   assert int(model.optimizer.iterations) == 3
 
 
+def test_init_from_a_run_takes_its_weights_not_its_step(tmp_path):
+  """--init_from=RUN_DIR: weights only; the new run starts at step 0 with a
+  fresh optimizer (the Keras model tracks its optimizer, so a checkpoint read
+  through it would bring the source's step and Adam moments along)."""
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
+  common = dict(batch_size=2, patch_size=64, log_every=1000)
+  source = train.train("hyperprior", args, "samples", str(tmp_path / "a"),
+                       steps=2, **common)
+  model = train.train("hyperprior", args, "samples", str(tmp_path / "b"),
+                      steps=1, init_from=str(tmp_path / "a"), **common)
+  assert int(model.optimizer.iterations) == 1
+  model = train.build("hyperprior", args)
+  model.compile(optimizer=tf.keras.optimizers.Adam())
+  model.optimizer.build(model.trainable_variables)
+  train.load_weights(model, str(tmp_path / "a"))
+  assert int(model.optimizer.iterations) == 0
+  assert all(not np.any(v.numpy()) for v in model.optimizer.variables[1:3])
+  for a, b in zip(source.trainable_variables, model.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_every_config_uses_flags_that_bin_train_defines():
   """A misspelt flag in a flagfile would stop bin/train at start-up."""
   source = open(os.path.join(ROOT, "bin/train")).read()

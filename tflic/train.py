@@ -228,11 +228,17 @@ def load_weights(model, source):
             else source)
     if not path:
       raise ValueError(f"--init_from={source}: no checkpoint or SavedModel")
+    # A compiled Keras model tracks its optimizer: reading through it would
+    # also bring the source's step and Adam moments, which stay as they were.
+    optimizer = [(v, v.numpy()) for v in
+                 getattr(model.optimizer, "variables", [])]
     try:
       tf.train.Checkpoint(model=checkpoint_root(model, path)).read(
           path).expect_partial()
     except ValueError as e:  # e.g. a weight of another shape
       raise ValueError(f"--init_from={source}: {e}") from None
+    for variable, value in optimizer:
+      variable.assign(value)
   changed = sum(not np.array_equal(v.numpy(), b)
                 for v, b in zip(variables, before))
   if not changed:
