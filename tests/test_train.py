@@ -137,8 +137,8 @@ def test_init_from_a_run_takes_its_weights_not_its_step(tmp_path):
   model.compile(optimizer=tf.keras.optimizers.Adam())
   model.optimizer.build(model.trainable_variables)
   train.load_weights(model, str(tmp_path / "a"))
-  assert int(model.optimizer.iterations) == 0
-  assert all(not np.any(v.numpy()) for v in model.optimizer.variables[1:3])
+  # The step and every Adam moment (m/…, v/…) as a fresh optimizer has them.
+  assert not any(np.any(v.numpy()) for v in model.optimizer.variables)
   for a, b in zip(source.trainable_variables, model.trainable_variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
