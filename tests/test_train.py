@@ -119,6 +119,9 @@ def test_max_hours_ends_the_run_with_a_checkpoint(tmp_path):
   model = train.train("hyperprior", args, "samples", str(tmp_path), steps=3,
                       max_hours=1., **common)  # resumes; --steps ends it
   assert int(model.optimizer.iterations) == 3
+  with pytest.raises(ValueError, match="--max_hours=-1"):
+    train.train("hyperprior", args, "samples", str(tmp_path), steps=4,
+                max_hours=-1., **common)
 
 
 def test_init_from_a_run_takes_its_weights_not_its_step(tmp_path):

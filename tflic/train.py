@@ -373,6 +373,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     raise ValueError(f"--patch_size must be a multiple of {multiple} for "
                      f"{model_name}")
   index, workers, chief = worker(strategy)
+  if max_hours < 0:
+    raise ValueError(f"--max_hours={max_hours}: give hours > 0 (0: no limit)")
   if max_hours and workers > 1:  # the workers' clocks would stop them apart
     raise ValueError("--max_hours needs a single worker; give --steps")
   os.makedirs(model_dir, exist_ok=True)
