@@ -69,10 +69,18 @@ class FactorizedPrior(LatentCodec):
     self.table = None
 
   def _model(self):
+    """The frozen entropy model, or the training form's. Run eagerly (e.g.
+    building a model's variables), the latter finds its quantization
+    offsets in one tf.function (`_located`), not by the eager search."""
     if self.entropy_model is not None:
       return self.entropy_model
+    offset = None
+    if tf.executing_eagerly():
+      offset = tf.function(autograph=False, func=lambda: (
+          helpers.quantization_offset(self.prior)))()
     return tfc.ContinuousBatchedEntropyModel(
-        self.prior, coding_rank=3, compression=False)
+        self.prior, coding_rank=3, compression=False,
+        quantization_offset=offset)
 
   def call(self, latent, training=False, side=None):
     del side
