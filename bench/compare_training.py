@@ -10,7 +10,8 @@ is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
 the same learning rate, gradients clipped to a global norm of 1 (CompressAI's
 examples/train.py: its factorized prior's quantiles by a second Adam at
 1e-3, its auxiliary loss). At each --eval_at step both code the
---eval_images as real files (tflic: `Codec`, its container included;
+--eval_images as real files (tflic: `Codec`, its container included,
+calibrated on the training data as bin/train's --eval_images;
 CompressAI: `compress`/`decompress`, the strings' bytes only) and the mean
 bpp and PSNR are printed and written to --output (CSV).
 
@@ -35,6 +36,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # before app.run (tflic/__init__.py says why)
+from tflic import calibration
 from tflic import codec as codec_lib
 from tflic import data
 from tflic import images as images_lib
@@ -79,13 +81,20 @@ class Tflic:
         FLAGS.learning_rate, global_clipnorm=1.))
     self.model.optimizer.build(self.model.trainable_variables)
     self._step = tf.function(self.model.train_step)
+    self.calibration = None
 
   def step(self, batch):
+    self.model.reset_metrics()  # the step's values, not running means
     logs = self._step(tf.constant(batch))
     return float(logs["loss"]), float(logs["bpp"]), float(logs["mse"])
 
   def evaluate(self, images):
-    codec = codec_lib.Codec(self.model)
+    # Calibrated on the training data, as bin/train's --eval_images and
+    # bin/export do (the default, made images, is for untrained models).
+    if self.calibration is None:
+      self.calibration = calibration.from_data(
+          FLAGS.train_data, self.model.multiple, self.model.pad_mode)
+    codec = codec_lib.Codec(self.model, self.calibration)
     figures = []
     for image in images:
       data = codec.encode(image)["bitstream_bytes"].numpy()
