@@ -4,7 +4,9 @@ only needs to code with) as codecs, run directories and SavedModels.
 
 The suite runs on both cores (`make test`: pytest-xdist, 2 workers); what
 several workers need is made once, by the first worker that asks for it,
-and shared through the session's temporary directory."""
+and shared through the session's temporary directory. Each worker's
+TensorFlow uses its share of the cores (intra-op threads), not all of them:
+two workers on two cores otherwise run four busy threads."""
 
 import collections
 import contextlib
@@ -12,6 +14,11 @@ import importlib.machinery
 import io
 import json
 import os
+
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)) > 1:
+  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(
+      1, len(os.sched_getaffinity(0)) //
+      int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 import shutil
 import subprocess
 import sys
