@@ -14,15 +14,17 @@ import importlib.machinery
 import io
 import json
 import os
-
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)) > 1:
-  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(
-      1, len(os.sched_getaffinity(0)) //
-      int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 import shutil
 import subprocess
 import sys
 import types
+
+# (before TensorFlow is imported: it reads this once)
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)) > 1:
+  _CORES = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count())
+  os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(
+      1, _CORES // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 from absl import app
 from absl import flags
