@@ -101,9 +101,8 @@ def _write_config(model_dir, config):
 
 def build(model_name, model_args, lmbda=0.01, distortion="mse",
           precision_="float32"):
-  """Creates a model and its variables (so checkpoints restore at once;
-  by the training form: the other quantizes with offsets that the priors
-  find by a slow eager search); `precision_`: its transforms'
+  """Creates a model and its variables (so checkpoints restore at once),
+  by the training form; `precision_`: its transforms'
   (`precision.apply`)."""
   model = models.create(model_name, lmbda=lmbda, distortion=distortion,
                         **model_args)

@@ -71,7 +71,8 @@ class FactorizedPrior(LatentCodec):
   def _model(self):
     """The frozen entropy model, or the training form's. Run eagerly (e.g.
     building a model's variables), the latter finds its quantization
-    offsets in one tf.function (`_located`), not by the eager search."""
+    offsets in one tf.function, as `_located` does, not by the eager
+    search."""
     if self.entropy_model is not None:
       return self.entropy_model
     offset = None
