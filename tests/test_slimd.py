@@ -55,7 +55,7 @@ def test_round_trip_is_exact(slimd_model, name):
   x = images.pad_to_multiple(tf.constant(image), 16)[None]
   codec = slimd_model.latent_codec
 
-  @tf.function
+  @tf.function(autograph=False)
   def encode(x):
     y = slimd_model.analyze(x)
     streams, latents = codec.encode(y)
@@ -64,7 +64,7 @@ def test_round_trip_is_exact(slimd_model, name):
   streams, encoded, plain = encode(x)
   assert len(streams) == 2
   np.testing.assert_array_equal(encoded.numpy(), plain.numpy())
-  decoded = tf.function(slimd_model.decode_latents)(streams, *x.shape[1:3])
+  decoded = tf.function(slimd_model.decode_latents, autograph=False)(streams, *x.shape[1:3])
   np.testing.assert_array_equal(encoded.numpy(), decoded["y_hat"].numpy())
 
 
@@ -312,8 +312,9 @@ def test_hyper_latent_round_trip(run_dirs, variant, tmp_path_factory, photo):
   model = codec_lib.Codec(model, calibration).model
   assert model.latent_codec.num_streams == 3
   x = tf.constant(photo[:128, :192])[None]
-  streams, encoded = tf.function(model.encode_latents)(x)
-  decoded = tf.function(model.decode_latents)(streams, 128, 192)
+  streams, encoded = tf.function(model.encode_latents, autograph=False)(x)
+  decoded = tf.function(model.decode_latents, autograph=False)(streams,
+                                                             128, 192)
   assert len(streams) == 3 and streams[-1].numpy() == plain[-1].numpy()
   for name in ("y_hat", "z_hat"):
     np.testing.assert_array_equal(encoded[name].numpy(), expected[name].numpy())
