@@ -1,9 +1,10 @@
 """elic2022: the paper's architecture and uneven groups; each group's
 distribution reads the earlier groups only (ψ fixed); the mixture option
-codes exactly (the model's contract: tests/test_contract.py over its golden
-variant)."""
+codes exactly (make test-all). The model's contract: tests/test_contract.py
+over its golden variant."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tflic import codec as codec_lib
@@ -61,6 +62,7 @@ def test_groups_read_the_earlier_groups_only(codecs):
   np.testing.assert_allclose(sum(before), total, rtol=1e-5)
 
 
+@pytest.mark.slow  # (27 s; the checkerboard mixture: cheng2020_checkerboard)
 def test_a_mixture_of_gaussians_codes_exactly():
   """mixture_components=2 (beyond the paper): files decode, through the
   decoder's latent check, to the synthesis of the encoder's latents."""
