@@ -24,6 +24,7 @@ def decode(codec, data):
       lambda: codec.decode(tf.constant(data))["image"].numpy())
 
 
+@pytest.mark.xdist_group("hyperprior")  # (on the worker that has its codec)
 def test_decoder_gets_the_encoders_latents_and_image(codec, photo):
   model = codec.model
   x = padded(model, photo)
@@ -56,6 +57,7 @@ def test_codec_does_not_change_the_model_it_is_given():
 
 
 @pytest.mark.parametrize("height, width", [(1, 1), (17, 33), (64, 64), (65, 3)])
+@pytest.mark.xdist_group("hyperprior")  # (on the worker that has its codec)
 def test_any_size_round_trips(codec, height, width):
   image = random_image(height, width, seed=height)
   data = codec.encode(image)["bitstream_bytes"].numpy()
@@ -77,6 +79,7 @@ def test_large_image_round_trips():
   assert decoded.shape == image.shape
 
 
+@pytest.mark.xdist_group("hyperprior")  # (on the worker that has its codec)
 def test_stream_of_another_model_is_refused(codec, photo):
   other = models.create("hyperprior", **TINY)
   other(tf.zeros([1, 64, 64, 3]))
@@ -86,11 +89,13 @@ def test_stream_of_another_model_is_refused(codec, photo):
     decode(codec, foreign)
 
 
+@pytest.mark.xdist_group("hyperprior")  # (on the worker that has its codec)
 def test_empty_image_is_refused(codec):
   with pytest.raises(tf.errors.InvalidArgumentError, match="empty"):
     codec.encode(np.zeros((0, 5, 3), np.uint8))
 
 
+@pytest.mark.xdist_group("hyperprior")  # (on the worker that has its codec)
 def test_image_too_large_for_the_format_is_refused(codec):
   """Refused before the transforms: the decoder would refuse its header."""
   with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):

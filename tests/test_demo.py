@@ -16,6 +16,7 @@ def variable_rate(exports):
   return exports["hyperprior_vr"]
 
 
+@pytest.mark.xdist_group("hyperprior_vr")  # (on the worker that has its codec)
 def test_target_bpp_finds_the_largest_file_within_the_budget(variable_rate,
                                                               photo):
   saved = codec_lib.SavedCodec(variable_rate)
@@ -33,6 +34,7 @@ def test_target_bpp_finds_the_largest_file_within_the_budget(variable_rate,
     saved.encode(image, 101.)
 
 
+@pytest.mark.xdist_group("hyperprior_vr")  # (on the worker that has its codec)
 def test_compare_with_jpeg_at_the_same_size(variable_rate, photo):
   saved = codec_lib.SavedCodec(variable_rate)
   image = photo[:96, :160]
@@ -45,6 +47,7 @@ def test_compare_with_jpeg_at_the_same_size(variable_rate, photo):
   assert sheet.width >= 4 * 96 and sheet.height >= 3 * (96 + demo.LABEL)
 
 
+@pytest.mark.xdist_group("hyperprior_vr")  # (on the worker that has its codec)
 def test_command_line(variable_rate, photo, tmp_path):
   """bin/compress --quality and --target_bpp with one model; bin/demo."""
   source = tmp_path / "in.png"

@@ -32,6 +32,7 @@ def test_the_papers_architecture():
       .groups == [6, 6, 12, 25, 79]
 
 
+@pytest.mark.xdist_group("elic2022")  # (on the worker that has its codec)
 def test_groups_read_the_earlier_groups_only(codecs):
   """ψ fixed: a change to group 3 changes no earlier group's bits and
   changes group 4's (its channel context reads groups 0–3)."""

@@ -4,6 +4,7 @@ training; the latent residual prediction's table (the model's contract:
 tests/test_contract.py over its golden variant)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tflic import models
@@ -33,6 +34,7 @@ def test_the_residual_prediction_table():
   assert table[0] == -32 and table[-1] == 32  # saturated at the limit
 
 
+@pytest.mark.xdist_group("ms2020")  # (on the worker that has its codec)
 def test_slices_read_the_first_slices_only(codecs):
   """ψ fixed, 4 slices and a support of 2: a change to slice 2 changes no
   other slice of the decoded ŷ (slice 3's μ and σ read slices 0 and 1); a

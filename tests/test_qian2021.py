@@ -173,6 +173,7 @@ def test_mixture_combination_weights_the_reference_by_s_and_u():
   assert single[0].shape == (1, m, 1) and float(single[0][0, 0, 0]) == 1.
 
 
+@pytest.mark.xdist_group("qian2021")  # (on the worker that has its codec)
 def test_stages_save_rate_on_the_golden_model(codecs, photo):
   """The rate of ŷ under each stage's parameters (the benchmark's
   figures): every stage present, each a positive rate."""

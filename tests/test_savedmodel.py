@@ -51,6 +51,7 @@ def _fresh(exported_dir, image, mode, tmp_path):
   return open(path + ".bits", "rb").read(), np.load(path + ".out.npy")
 
 
+@pytest.mark.xdist_group("joint")  # (on the worker that has its codec)
 def test_serial_loop_runs_from_a_tf1_session(exports, tmp_path):
   """The serial decoder also runs from a TF1 session, as TF Serving runs it
   (the TF2 signatures of every model: test_portability)."""

@@ -49,6 +49,7 @@ def _coder(entries=6, channels=3, radius=3, seed=0, index_counts=None):
 
 
 @pytest.mark.parametrize("name", ["solid", "noise"])
+@pytest.mark.xdist_group("slimd")  # (on the worker that has its codec)
 def test_round_trip_is_exact(slimd_model, name):
   """(A photo and odd sizes: tests/test_contract.py.)"""
   image = dict(solid=solid(64, 96), noise=noise(48, 80))[name]
@@ -68,6 +69,7 @@ def test_round_trip_is_exact(slimd_model, name):
   np.testing.assert_array_equal(encoded.numpy(), decoded["y_hat"].numpy())
 
 
+@pytest.mark.xdist_group("slimd")  # (on the worker that has its codec)
 def test_solid_colour_costs_less_than_the_factorized_prior(slimd_model):
   """A flat image: every tile of a channel holds one value, which a peaked
   entry or the image's own distribution codes in a fraction of the
@@ -211,6 +213,7 @@ def test_repeated_indices_cost_little():
   assert code(varied) * 8 > 64 * 3 * 2
 
 
+@pytest.mark.xdist_group("slimd")  # (on the worker that has its codec)
 def test_truncated_side_information_is_refused(slimd_model, photo):
   """A container whose side information was cut (integrity check forged to
   match) decodes to other indices: the decoder reports it."""

@@ -65,6 +65,7 @@ def test_every_quality_codes_exactly_and_the_file_says_which(codecs, variant,
       np.testing.assert_array_equal(encoded[name], decoded[name])
 
 
+@pytest.mark.xdist_group("hyperprior_vr")  # (on the worker that has its codec)
 def test_a_forged_quality_is_refused(codecs, photo):
   codec = codecs("hyperprior_vr")
   data = codec.encode(photo[:64, :64])["bitstream_bytes"].numpy()
@@ -120,6 +121,7 @@ def test_a_fixed_rate_run_starts_a_variable_rate_one(trained_dir, exported_dir,
     train.load_weights(train.build("joint", TINY), other)
 
 
+@pytest.mark.xdist_group("hyperprior_vr")  # (on the worker that has its codec)
 def test_a_variable_rate_model_gains_levels_at_either_end(codecs, exports):
   """--init_from a SavedModel with fewer levels: the shared levels keep their
   gains exactly; a new level between or beyond them is linear in log λ."""
