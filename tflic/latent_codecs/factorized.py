@@ -3,6 +3,7 @@ image compression with a scale hyperprior", appendix 6.1) as a latent codec:
 p(y) of Ballé et al. 2017 (`factorized`) and p(z) of the hyperprior models."""
 
 import contextlib
+import functools
 
 import tensorflow as tf
 import tensorflow_compression as tfc
@@ -68,17 +69,20 @@ class FactorizedPrior(LatentCodec):
     self.entropy_model = None
     self.table = None
 
+  @functools.cached_property  # (not an attribute Keras tracks)
+  def _eager_offset(self):
+    """The prior's quantization offsets as one tf.function, as `_located`
+    finds them, not by the eager search; made once, so that eager calls
+    do not trace it anew."""
+    return tf.function(autograph=False, func=lambda: (
+        helpers.quantization_offset(self.prior)))
+
   def _model(self):
-    """The frozen entropy model, or the training form's. Run eagerly (e.g.
-    building a model's variables), the latter finds its quantization
-    offsets in one tf.function, as `_located` does, not by the eager
-    search."""
+    """The frozen entropy model, or the training form's (run eagerly, e.g.
+    building a model's variables, with `_eager_offset`)."""
     if self.entropy_model is not None:
       return self.entropy_model
-    offset = None
-    if tf.executing_eagerly():
-      offset = tf.function(autograph=False, func=lambda: (
-          helpers.quantization_offset(self.prior)))()
+    offset = self._eager_offset() if tf.executing_eagerly() else None
     return tfc.ContinuousBatchedEntropyModel(
         self.prior, coding_rank=3, compression=False,
         quantization_offset=offset)
