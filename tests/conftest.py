@@ -230,11 +230,15 @@ def coding_functions(model, fresh=False):
   of any size, traced once per model (`fresh`: traced anew, e.g. after a
   test changed a constant that is read when tracing)."""
   if fresh or id(model) not in _TRACED:
-    encode = tf.function(model.encode_latents, autograph=False, input_signature=[
-        tf.TensorSpec([1, None, None, 3], tf.float32)])
-    decode = tf.function(model.decode_latents, autograph=False, input_signature=[
-        [tf.TensorSpec([], tf.string)] * model.num_streams,
-        tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+    # Without autograph, as the codec's (its loops are tf.while_loops).
+    encode = tf.function(model.encode_latents, autograph=False,
+                         input_signature=[
+                             tf.TensorSpec([1, None, None, 3], tf.float32)])
+    decode = tf.function(model.decode_latents, autograph=False,
+                         input_signature=[
+                             [tf.TensorSpec([], tf.string)] * model.num_streams,
+                             tf.TensorSpec([], tf.int32),
+                             tf.TensorSpec([], tf.int32)])
     _TRACED[id(model)] = model, encode, decode
   return _TRACED[id(model)][1:]
 

@@ -65,7 +65,8 @@ def test_round_trip_is_exact(slimd_model, name):
   streams, encoded, plain = encode(x)
   assert len(streams) == 2
   np.testing.assert_array_equal(encoded.numpy(), plain.numpy())
-  decoded = tf.function(slimd_model.decode_latents, autograph=False)(streams, *x.shape[1:3])
+  decoded = tf.function(slimd_model.decode_latents, autograph=False)(
+      streams, *x.shape[1:3])
   np.testing.assert_array_equal(encoded.numpy(), decoded["y_hat"].numpy())
 
 
