@@ -180,3 +180,21 @@ def test_serial_and_parallel_parameters_agree_with_a_two_layer_context(
   if separate:  # σ's context reads |ŷ|: the sign of ŷ does not change σ
     _, flipped = distribution(_split, path.parallel(-y_symbols, psi))
     np.testing.assert_array_equal(flipped, scales)
+
+
+def test_sigma_index_rounds_the_grid_index_exactly():
+  from tflic.entropy import integer_gaussian as ig  # pylint: disable=import-outside-toplevel
+  # No threshold near an integer: float64's last ulps on another machine
+  # cannot move one (`sigma_thresholds`).
+  midpoints = np.exp(np.log(ig.scales()[:-1]) + ig.scale_step() / 2.)
+  units = midpoints * (1 << ig.SIGMA_BITS)
+  assert np.abs(units - np.round(units)).min() > 1e-6
+  assert np.all(np.diff(ig.sigma_thresholds()) > 0)
+  # Every integer σ (units 2^-SIGMA_BITS) from below the grid to above it:
+  # the index its training form rounds to, as log σ's head rounds.
+  sigma = np.arange(0, (int(ig.SCALE_MAX) << ig.SIGMA_BITS) + 5000, 7)
+  index = ig.sigma_index(tf.constant(sigma.reshape(-1, 1), tf.int32))
+  log_sigma = np.log(np.maximum(sigma / 2. ** ig.SIGMA_BITS, ig.SCALE_MIN))
+  expected = np.clip(np.round(ig.log_scale_index(log_sigma)), 0,
+                     ig.NUM_SCALES - 1)
+  np.testing.assert_array_equal(index.numpy().reshape(-1), expected)

@@ -54,6 +54,10 @@ VARIANTS = {
     "joint_checkerboard": ("joint", dict(SMALL, context="checkerboard")),
     "cheng2020_checkerboard": ("cheng2020", dict(
         num_filters=8, mixture_components=3, context="checkerboard")),
+    # σ itself from h_s (its integer head: σ, turned into the scale index by
+    # integer comparisons), trained with noise (CompressAI's form).
+    "hyperprior_sigma": ("hyperprior", dict(SMALL, scale="sigma",
+                                            quantization="noise")),
     # Variable rate (gain units): the streams carry the quality.
     "hyperprior_vr": ("hyperprior", dict(SMALL, lmbdas=[.002, .01, .05])),
     "cheng2020_vr": ("cheng2020", dict(num_filters=8, mixture_components=3,

@@ -42,13 +42,16 @@ _HEAD = {  # kind: (unit, offset, low, high) of the integer output
                   ig.NUM_SCALES - 1),
     "fine_log_scale": (ig.scale_step() / (1 << FINE_BITS),
                        math.log(ig.SCALE_MIN), -(1 << 20), 1 << 20),
+    "sigma": (2. ** -ig.SIGMA_BITS, 0., 0,
+              int(ig.SCALE_MAX) << ig.SIGMA_BITS),
 }
 
 
 def head(kinds):
   """`integer.convert` arguments of a last layer whose output channels are
   of these kinds: means in units of 2^−MEAN_BITS, scale-grid indices (or
-  1/16 of them), mixture logits in LOGIT_STEP."""
+  1/16 of them), σ itself in units of 2^−SIGMA_BITS, mixture logits in
+  LOGIT_STEP."""
   spec = np.array([_HEAD[k] for k in kinds], np.float64)
   return dict(output_scale=spec[:, 0], output_offset=spec[:, 1],
               low=spec[:, 2], high=spec[:, 3])

@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_compression as tfc
 
 from tflic.entropy import escape
 from tflic.entropy import mixture
@@ -52,6 +53,38 @@ def log_scale_index(log_scale):
 def log_scale(index):
   """log σ at a (continuous) grid index."""
   return math.log(SCALE_MIN) + scale_step() * index
+
+
+SIGMA_BITS = 10  # σ itself as an integer: in units of 2^−SIGMA_BITS
+
+
+def log_sigma(sigma):
+  """log σ of σ itself (a network's output), bounded below at SCALE_MIN as
+  CompressAI's GaussianConditional bounds it (the gradient passes where it
+  raises σ)."""
+  return tf.math.log(tfc.lower_bound(sigma, SCALE_MIN))
+
+
+@functools.lru_cache(None)
+def sigma_thresholds():
+  """The integer σ (units 2^−SIGMA_BITS) at and above which the coded scale
+  index exceeds s, s = 0 … NUM_SCALES − 2: the grid's geometric midpoints,
+  rounded up, so that `sigma_index` rounds the grid index as coding does
+  for log σ. The grid is fixed, so this table is too; no midpoint lies
+  within 10^−6 of an integer (a test checks it), so float64's last ulps on
+  any machine give the same integers."""
+  midpoints = np.exp(np.log(scales()[:-1]) + scale_step() / 2.)
+  return np.ceil(midpoints * (1 << SIGMA_BITS)).astype(np.int32)
+
+
+def sigma_index(sigma):
+  """The scale index of integer σ (units 2^−SIGMA_BITS), exactly: how many
+  thresholds it reaches (0 below the grid, NUM_SCALES − 1 above)."""
+  thresholds = tf.constant(sigma_thresholds())
+  flat = tf.reshape(tf.cast(sigma, tf.int32), [1, -1])
+  index = tf.searchsorted(thresholds[None], flat, side="right",
+                          out_type=tf.int32)
+  return tf.reshape(index, tf.shape(sigma))
 
 
 def _phi(z):

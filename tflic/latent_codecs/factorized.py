@@ -54,16 +54,18 @@ class FactorizedPrior(LatentCodec):
   """One learned univariate density per channel, convolved with U(-1/2, 1/2)
   (tensorflow-compression's `NoisyDeepFactorized`).
 
-  Training: the straight-through quantized latent and its rate, estimated
-  with additive uniform noise. `freeze` fixes tensorflow-compression's
+  Training: the straight-through quantized latent (`quantization="noise"`:
+  the latent + u, Ballé et al. 2018, §2) and its rate, estimated with
+  additive uniform noise. `freeze` fixes tensorflow-compression's
   range-coding tables (stored as variables), which this codec codes with a
   bounded escape (`entropy/escape.py`), in bands of rows
   (`entropy/bands.py`). Coded symbols are within [LOW, HIGH]."""
 
   def __init__(self, channels, range_coder_precision=16, key="y_hat",
-               **kwargs):
+               quantization="round", **kwargs):
     super().__init__(key=key, **kwargs)
     self.channels = channels
+    self.quantization = quantization
     self.range_coder_precision = range_coder_precision
     self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels])
     self.entropy_model = None
@@ -91,6 +93,9 @@ class FactorizedPrior(LatentCodec):
     del side
     model = self._model()
     _, bits = model(latent, training=training)
+    if training and self.quantization == "noise":
+      return {self.key: latent + tf.random.uniform(tf.shape(latent), -.5,
+                                                   .5)}, bits
     return {self.key: model.quantize(latent)}, bits
 
   def freeze(self, latents=None, side=None):

@@ -1,6 +1,7 @@
 """The mean-scale Gaussian conditional (Minnen, Ballé and Toderici 2018,
 eq. 2 and 3, without context): p(ŷ | ψ) = Π_i (N(μ_i, σ_i²) * U(−½, ½))(ŷ_i),
-(μ, log σ) = ψ, the hyper synthesis' output. The hyperprior's y codec."""
+(μ, log σ) = ψ, the hyper synthesis' output (or (μ, σ), as Ballé 2018's
+h_s gives σ and CompressAI's models do). The hyperprior's y codec."""
 
 import tensorflow as tf
 import tensorflow_compression as tfc
@@ -22,40 +23,64 @@ def _scale(index):
   return tf.math.exp(ig.log_scale(index))
 
 
-def conditional(latent, mean, log_scale, training):
-  """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ =
-  round(y − μ) + μ, straight-through; bits per batch item, of y + noise
-  in training)."""
+QUANTIZATIONS = ("round", "noise")
+SCALES = ("log", "sigma")
+
+
+def conditional(latent, mean, log_scale, training, quantization="round"):
+  """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ,
+  bits per batch item, of y + noise in training). ŷ = round(y − μ) + μ,
+  straight-through; with `quantization="noise"`, in training ŷ = y + u
+  (Ballé et al. 2018, §2; CompressAI's training form)."""
   model = tfc.LocationScaleIndexedEntropyModel(
       tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
       compression=False)
   _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
                   training=training)
+  if training and quantization == "noise":
+    return latent + tf.random.uniform(tf.shape(latent), -.5, .5), bits
   return model.quantize(latent, loc=mean), bits
 
 
 class GaussianConditional(LatentCodec):
   """ŷ = round(y − μ) + μ in training (straight-through) as in coding, so
-  the decoder sees what the model trained on; log σ on the coder's scale
-  grid (`integer_gaussian.scales`).
+  the decoder sees what the model trained on (`quantization="noise"`: y + u
+  in training); log σ on the coder's scale grid (`integer_gaussian.scales`).
+  `scale="sigma"`: ψ gives σ itself, bounded below at the grid's smallest
+  σ (`integer_gaussian.log_sigma`).
 
   Coding: h_s's last layer is this codec's integer head (`hyper_head`): μ
-  on a grid of 2^−6 and σ as an index into the scale grid; round(y − μ),
-  clipped to the table's [low, high], is coded under N(0, σ) (one
-  `GaussianTable` row per scale), in bands of rows (`entropy/bands.py`)."""
+  on a grid of 2^−6 and σ as an index into the scale grid (σ itself:
+  in units of 2^−10, turned into the index by integer comparisons,
+  `integer_gaussian.sigma_index`); round(y − μ), clipped to the table's
+  [low, high], is coded under N(0, σ) (one `GaussianTable` row per scale),
+  in bands of rows (`entropy/bands.py`)."""
 
-  def __init__(self, key="y_hat", **kwargs):
+  def __init__(self, key="y_hat", scale="log", quantization="round",
+               **kwargs):
     super().__init__(key=key, **kwargs)
+    if scale not in SCALES:
+      raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+    if quantization not in QUANTIZATIONS:
+      raise ValueError(f"quantization must be one of {QUANTIZATIONS}, not "
+                       f"{quantization!r}")
+    self.scale = scale
+    self.quantization = quantization
     self.symbol_coder = None
 
   def call(self, latent, training=False, side=None):
     _, mean, log_scale = split_gaussian(side)
+    if self.scale == "sigma":
+      log_scale = ig.log_sigma(log_scale)
     y_hat, bits = conditional(latent, mean[..., 0], log_scale[..., 0],
-                              training)
+                              training, self.quantization)
     return {self.key: y_hat}, bits
 
   def hyper_head(self, channels):
-    return ep.kinds(split_gaussian, channels)
+    kinds = ep.kinds(split_gaussian, channels)
+    if self.scale == "sigma":
+      kinds[kinds == "log_scale"] = "sigma"
+    return kinds
 
   def freeze(self, latents, side=None):
     self.channels = latents[0].shape[-1]
@@ -64,6 +89,8 @@ class GaussianConditional(LatentCodec):
   def _parameters(self, psi):
     """(μ float, scale indices) of integer ψ rows."""
     mean, scale = ep.distribution(split_gaussian, psi)
+    if self.scale == "sigma":
+      scale = ig.sigma_index(scale)
     return tf.cast(mean, tf.float32) * 2. ** -ig.MEAN_BITS, scale
 
   def encode(self, latent, side=None):

@@ -39,11 +39,13 @@ def reach(layers):
   return math.ceil(total) + 1
 
 
-def hyperprior(hyper_channels, h_a, h_s, y_codec):
+def hyperprior(hyper_channels, h_a, h_s, y_codec, quantization="round"):
   """The usual composition: ẑ (of `hyper_channels`) under a factorized
-  prior, y under `y_codec` given ψ = h_s(ẑ)."""
+  prior (`quantization`: what h_s gets in training, `FactorizedPrior`), y
+  under `y_codec` given ψ = h_s(ẑ)."""
   return HyperpriorCodec(
-      FactorizedPrior(hyper_channels, key="z_hat", name="hyper_prior"), h_a,
+      FactorizedPrior(hyper_channels, key="z_hat", name="hyper_prior",
+                      quantization=quantization), h_a,
       h_s, y_codec, name="hyperprior")
 
 

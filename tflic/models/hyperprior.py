@@ -50,22 +50,33 @@ def hyper_transforms(m, hyper_channels, hyper_outputs):
 class Hyperprior(CompressionModel):
   """y = g_a(x), z = h_a(y); ẑ coded with a factorized prior; (μ, log σ) =
   h_s(ẑ) parametrize the Gaussian of ŷ (`GaussianConditional`); x̂ = g_s(ŷ).
-  Streams: [ẑ, ŷ]."""
+  Streams: [ẑ, ŷ].
+
+  `scale="sigma"`: h_s gives σ itself (Ballé 2018 Fig. 4), not log σ.
+  `quantization="noise"`: in training g_s gets y + u and h_s gets z + u
+  (Ballé 2018, §2), not the rounded latents (straight-through). Both as
+  CompressAI's `mbt2018-mean`; a model trained on 128² crops then codes
+  whole photos at the rate of its crops (docs/training.md)."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
-               lmbda=0.01, distortion="mse", **kwargs):
+               scale="log", quantization="round", lmbda=0.01,
+               distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
     self.hyper_channels = hyper_channels
+    self.scale = scale
+    self.quantization = quantization
     self.analysis, self.synthesis, h_a, h_s = transforms(
         num_filters, latent_channels, hyper_channels, 2 * latent_channels)
-    self.latent_codec = hyperprior(hyper_channels, h_a, h_s,
-                                   GaussianConditional())
+    self.latent_codec = hyperprior(
+        hyper_channels, h_a, h_s, GaussianConditional(
+            scale=scale, quantization=quantization), quantization)
 
   def get_config(self):
     return dict(super().get_config(), num_filters=self.num_filters,
                 latent_channels=self.latent_channels,
-                hyper_channels=self.hyper_channels)
+                hyper_channels=self.hyper_channels, scale=self.scale,
+                quantization=self.quantization)
