@@ -3,7 +3,10 @@
 Trains tflic's `hyperprior` (the mean-scale hyperprior, N, M, hyper
 channels N) and CompressAI's `mbt2018-mean` (`MeanScaleHyperprior(N, M)`,
 Minnen et al. 2018 without the context model: the same transforms; its h_a
-and h_s use LeakyReLU where tflic's use ReLU) on the very same batches:
+and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
+tflic's model is trained in CompressAI's form by default (--scale=sigma:
+h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s); give
+--scale=log --quantization=round for tflic's default form. Batches:
 each step draws one batch of random crops (tflic's input pipeline, seeded)
 and gives it to both, one step each, alternately, so that the steps/s ratio
 is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
@@ -56,6 +59,12 @@ flags.DEFINE_integer("patch_size", 128, "Crop size.")
 flags.DEFINE_integer("batch_size", 8, "Crops per batch.")
 flags.DEFINE_float("lmbda", 0.0067, "λ of R + λ·255²·MSE.")
 flags.DEFINE_float("learning_rate", 1e-4, "Adam's learning rate (both).")
+flags.DEFINE_enum("scale", "sigma", ["log", "sigma"], "tflic's hyperprior: "
+                  "h_s gives σ itself (CompressAI's) or log σ (tflic's "
+                  "default).")
+flags.DEFINE_enum("quantization", "noise", ["round", "noise"], "tflic's "
+                  "hyperprior: the transforms get the latents + noise in "
+                  "training (CompressAI's) or rounded (tflic's default).")
 flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
@@ -76,7 +85,8 @@ class Tflic:
     tf.keras.utils.set_random_seed(FLAGS.seed)
     self.model = train.build("hyperprior", dict(
         num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
-        hyper_channels=FLAGS.num_filters), lmbda=FLAGS.lmbda)
+        hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
+        quantization=FLAGS.quantization), lmbda=FLAGS.lmbda)
     self.model.compile(optimizer=tf.keras.optimizers.Adam(
         FLAGS.learning_rate, global_clipnorm=1.))
     self.model.optimizer.build(self.model.trainable_variables)
