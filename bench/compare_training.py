@@ -5,8 +5,9 @@ channels N) and CompressAI's `mbt2018-mean` (`MeanScaleHyperprior(N, M)`,
 Minnen et al. 2018 without the context model: the same transforms; its h_a
 and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
-h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s); give
---scale=log --quantization=round for tflic's default form. Batches:
+h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
+--initializer=pytorch); give --scale=log --quantization=round
+--initializer=glorot for tflic's default form. Batches:
 each step draws one batch of random crops (tflic's input pipeline, seeded)
 and gives it to both, one step each, alternately, so that the steps/s ratio
 is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
@@ -43,6 +44,7 @@ from tflic import calibration
 from tflic import codec as codec_lib
 from tflic import data
 from tflic import images as images_lib
+from tflic import initializers
 from tflic import metrics
 from tflic import train
 
@@ -65,6 +67,9 @@ flags.DEFINE_enum("scale", "sigma", ["log", "sigma"], "tflic's hyperprior: "
 flags.DEFINE_enum("quantization", "noise", ["round", "noise"], "tflic's "
                   "hyperprior: the transforms get the latents + noise in "
                   "training (CompressAI's) or rounded (tflic's default).")
+flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
+                  "initial convolution weights: PyTorch's (CompressAI's) or "
+                  "Keras's (tflic's default).")
 flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
@@ -87,6 +92,7 @@ class Tflic:
         num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
         hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
         quantization=FLAGS.quantization), lmbda=FLAGS.lmbda)
+    initializers.initialize(self.model, FLAGS.initializer)
     self.model.compile(optimizer=tf.keras.optimizers.Adam(
         FLAGS.learning_rate, global_clipnorm=1.))
     self.model.optimizer.build(self.model.trainable_variables)

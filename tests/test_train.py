@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_compression as tfc
 
 from tests.conftest import ENV, ROOT, run, tool
+from tflic import initializers
 from tflic import models
 from tflic.layers.gsdn import GSDN
 
@@ -264,3 +265,26 @@ def test_every_flagfile_parses_into_a_model(flagfile, monkeypatch):
   result = tool(["bin/train", f"--flagfile={flagfile}"])
   assert result.returncode == 0, result.stderr
   assert len(made) == 1
+
+
+def test_pytorch_initializer_draws_within_one_over_root_fan_in(tmp_path):
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  args = dict(num_filters=8, latent_channels=12, hyper_channels=8)
+  model = train.train("hyperprior", args, "samples", str(tmp_path), steps=0,
+                      seed=3, initializer="pytorch")
+  # fan_in as PyTorch counts it: a transposed convolution's output channels.
+  for layer, fan_in in ((model.analysis.layers[0], 25 * 3),
+                        (model.synthesis.layers[0], 25 * 8),
+                        (model.latent_codec.h_s.layers[0], 25 * 12)):
+    bound = 1 / np.sqrt(fan_in)
+    for weights in (layer.kernel.numpy(), layer.bias.numpy()):
+      assert np.abs(weights).max() <= bound
+      assert np.abs(weights).max() > .8 * bound  # uniform over the range
+  glorot = train.build("hyperprior", args)
+  before = [v.numpy() for v in glorot.trainable_variables]
+  initializers.initialize(glorot, "glorot")
+  for a, b in zip(before, glorot.trainable_variables):
+    np.testing.assert_array_equal(a, b.numpy())
+  assert not np.any(glorot.analysis.layers[0].bias.numpy())  # Keras's
+  with pytest.raises(ValueError, match="initializer must be one of"):
+    initializers.initialize(glorot, "he")

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tflic import data
 from tflic import export
+from tflic import initializers
 from tflic import metrics
 from tflic import models
 from tflic import precision
@@ -338,7 +339,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
           eval_images=None, eval_every=0, precision_="float32",
-          export_dir=None, max_hours=0.):
+          export_dir=None, max_hours=0., initializer="glorot"):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -347,8 +348,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   of the last DIVERGENCE_WINDOW logged losses exceeds `divergence_factor` ×
   the lowest such mean, from the first full window on (single logged losses
   of small batches vary too much to compare: a batch of dark crops costs
-  almost nothing): the last checkpoint stays intact. A new run starts from the
-  weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
+  almost nothing): the last checkpoint stays intact. A new run starts from
+  `initializer`'s weights ("glorot" or "pytorch", `initializers.py`) or
+  from the weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
   end) the images of `eval_images` (a --train_data spec) are coded as real
   files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
   and model_dir/eval.csv. `precision_`: "float32", "mixed_bfloat16" or
@@ -385,6 +387,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   precision_ = precision.resolve(precision_)
   with strategy.scope():
     model = build(model_name, model_args, lmbda, distortion, precision_)
+    initializers.initialize(model, initializer)
     model.compile(optimizer=tf.keras.optimizers.Adam(
         learning_rate, global_clipnorm=clip_norm or None))
     model.optimizer.build(model.trainable_variables)
