@@ -60,7 +60,8 @@ def test_registry():
                             "hyperprior", "joint", "ms2020", "qian2021",
                             "wen2019"]
   assert models.architecture("hyperprior") == dict(
-      num_filters=192, latent_channels=320, hyper_channels=192)
+      num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
+      quantization="round")
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):

@@ -76,7 +76,12 @@ class Hyperprior(CompressionModel):
             scale=scale, quantization=quantization), quantization)
 
   def get_config(self):
-    return dict(super().get_config(), num_filters=self.num_filters,
-                latent_channels=self.latent_channels,
-                hyper_channels=self.hyper_channels, scale=self.scale,
-                quantization=self.quantization)
+    config = dict(super().get_config(), num_filters=self.num_filters,
+                  latent_channels=self.latent_channels,
+                  hyper_channels=self.hyper_channels)
+    # Only when not the default: models of the default form keep the
+    # identity (`codec.fingerprint`) their files were written with.
+    for name, default in (("scale", "log"), ("quantization", "round")):
+      if getattr(self, name) != default:
+        config[name] = getattr(self, name)
+    return config
