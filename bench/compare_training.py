@@ -17,7 +17,8 @@ examples/train.py: its factorized prior's quantiles by a second Adam at
 --eval_images as real files (tflic: `Codec`, its container included,
 calibrated on the training data as bin/train's --eval_images;
 CompressAI: `compress`/`decompress`, the strings' bytes only) and the mean
-bpp and PSNR are printed and written to --output (CSV).
+bpp and PSNR are printed and written to --output (CSV), with the mean
+training loss since the previous evaluation (the same batches for both).
 
 Optional dependencies (not needed by tflic or its tests):
 
@@ -197,20 +198,30 @@ def main(argv):
   rows = []
   seconds = [0.] * len(runs)  # after the first --log_every steps (tracing)
   counted = 0
-  logs = [None] * len(runs)
+  previous_eval = 0
+  # Sums of (loss, bpp, mse) since the last log and since the last eval:
+  # both libraries see the same batches, so their means compare closely.
+  window = np.zeros((len(runs), 3))
+  since_eval = np.zeros((len(runs), 3))
   for step in range(1, FLAGS.steps + 1):
     batch = next(batches).numpy()
     for i, run in enumerate(runs):
       started = time.perf_counter()
-      logs[i] = run.step(batch)
+      logs = run.step(batch)
       if step > FLAGS.log_every:
         seconds[i] += time.perf_counter() - started
+      window[i] += logs
+      since_eval[i] += logs
     counted += step > FLAGS.log_every
     if step % FLAGS.log_every == 0:
       rates = [counted / s if s else 0. for s in seconds]
-      logging.info("step %d: %s", step, "; ".join(
-          f"{r.name}: loss {l[0]:.3f} bpp {l[1]:.3f} mse {l[2]:.1f} "
-          f"{rate:.2f} steps/s" for r, l, rate in zip(runs, logs, rates)))
+      window /= FLAGS.log_every
+      logging.info("step %d, means of the last %d steps: %s", step,
+                   FLAGS.log_every, "; ".join(
+                       f"{r.name}: loss {l[0]:.3f} bpp {l[1]:.3f} "
+                       f"mse {l[2]:.1f} {rate:.2f} steps/s"
+                       for r, l, rate in zip(runs, window, rates)))
+      window[:] = 0.
     if step in eval_at:
       for i, run in enumerate(runs):
         started = time.perf_counter()
@@ -220,12 +231,15 @@ def main(argv):
         psnr = np.mean([float(metrics.psnr(image, decoded)) for
                         (_, decoded), image in zip(figures, eval_images)])
         rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
-                         psnr=round(psnr, 3),
+                         psnr=round(psnr, 3), train_loss=round(
+                             since_eval[i][0] / (step - previous_eval), 4),
                          steps_per_second=round(counted / seconds[i], 3)
                          if seconds[i] else "",
                          eval_seconds=round(time.perf_counter() - started, 1)))
         logging.info("step %d %s: %.4f bpp %.2f dB on %d images", step,
                      run.name, bpp, psnr, len(eval_images))
+      since_eval[:] = 0.
+      previous_eval = step
       with open(FLAGS.output, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
