@@ -17,8 +17,9 @@ examples/train.py: its factorized prior's quantiles by a second Adam at
 --eval_images as real files (tflic: `Codec`, its container included,
 calibrated on the training data as bin/train's --eval_images;
 CompressAI: `compress`/`decompress`, the strings' bytes only) and the mean
-bpp and PSNR are printed and written to --output (CSV), with the mean
-training loss since the previous evaluation (the same batches for both).
+bpp and PSNR (and the files' R + λ·MSE) are printed and written to
+--output (CSV), with the mean training loss since the previous evaluation
+(the same batches for both).
 
 Optional dependencies (not needed by tflic or its tests):
 
@@ -230,14 +231,22 @@ def main(argv):
                        for (size, _), image in zip(figures, eval_images)])
         psnr = np.mean([float(metrics.psnr(image, decoded)) for
                         (_, decoded), image in zip(figures, eval_images)])
+        # The objective both minimise, of the files: it compares models that
+        # landed at other rates without assuming an RD slope.
+        loss = bpp + FLAGS.lmbda * np.mean([np.mean(
+            (image.astype(np.float64) - decoded) ** 2)
+                                            for (_, decoded), image in zip(
+                                                figures, eval_images)])
         rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
-                         psnr=round(psnr, 3), train_loss=round(
+                         psnr=round(psnr, 3), files_loss=round(loss, 4),
+                         train_loss=round(
                              since_eval[i][0] / (step - previous_eval), 4),
                          steps_per_second=round(counted / seconds[i], 3)
                          if seconds[i] else "",
                          eval_seconds=round(time.perf_counter() - started, 1)))
-        logging.info("step %d %s: %.4f bpp %.2f dB on %d images", step,
-                     run.name, bpp, psnr, len(eval_images))
+        logging.info("step %d %s: %.4f bpp %.2f dB (R + λ·MSE %.4f) on %d "
+                     "images", step, run.name, bpp, psnr, loss,
+                     len(eval_images))
       since_eval[:] = 0.
       previous_eval = step
       with open(FLAGS.output, "w", newline="") as f:
