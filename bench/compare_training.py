@@ -78,6 +78,10 @@ flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
 flags.DEFINE_multi_enum("libraries", ["tflic", "compressai"],
                         ["tflic", "compressai"], "Which to train.")
 flags.DEFINE_integer("log_every", 100, "Print steps/s every this many steps.")
+flags.DEFINE_string("save_dir", None, "If set, each library's weights are "
+                    "saved here at each --eval_at step (tflic-STEP: a "
+                    "checkpoint of the model; compressai-STEP.pt: the "
+                    "state dict), for later analysis.")
 flags.DEFINE_string("output", "build/compare_training.csv", "CSV of the "
                     "evaluations and timings.")
 FLAGS = flags.FLAGS
@@ -105,6 +109,9 @@ class Tflic:
     self.model.reset_metrics()  # the step's values, not running means
     logs = self._step(tf.constant(batch))
     return float(logs["loss"]), float(logs["bpp"]), float(logs["mse"])
+
+  def save(self, path):
+    tf.train.Checkpoint(model=self.model).write(path)
 
   def evaluate(self, images):
     # Calibrated on the training data, as bin/train's --eval_images and
@@ -160,6 +167,9 @@ class CompressAI:
     self.aux_optimizer.step()
     return float(loss), float(bpp), float(mse)
 
+  def save(self, path):
+    self.torch.save(self.net.state_dict(), path + ".pt")
+
   def evaluate(self, images):
     torch = self.torch
     self.net.eval()
@@ -196,6 +206,8 @@ def main(argv):
   eval_at = sorted({int(s) for s in FLAGS.eval_at})
   runs = [LIBRARIES[name]() for name in FLAGS.libraries]
   os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
+  if FLAGS.save_dir:
+    os.makedirs(FLAGS.save_dir, exist_ok=True)
   rows = []
   seconds = [0.] * len(runs)  # after the first --log_every steps (tracing)
   counted = 0
@@ -225,6 +237,9 @@ def main(argv):
       window[:] = 0.
     if step in eval_at:
       for i, run in enumerate(runs):
+        if FLAGS.save_dir:
+          run.save(os.path.join(FLAGS.save_dir,
+                                f"{FLAGS.libraries[i]}-{step}"))
         started = time.perf_counter()
         figures = run.evaluate(eval_images)
         bpp = np.mean([metrics.bpp(size, *image.shape[:2])
