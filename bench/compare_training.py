@@ -6,8 +6,9 @@ Minnen et al. 2018 without the context model: the same transforms; its h_a
 and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
---initializer=pytorch); give --scale=log --quantization=round
---initializer=glorot for tflic's default form. Batches:
+--initializer=pytorch; --density_layers=4); give --scale=log
+--quantization=round --initializer=glorot --density_layers=2 for tflic's
+default form. Batches:
 each step draws one batch of random crops (tflic's input pipeline, seeded)
 and gives it to both, one step each, alternately, so that the steps/s ratio
 is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
@@ -69,6 +70,9 @@ flags.DEFINE_enum("scale", "sigma", ["log", "sigma"], "tflic's hyperprior: "
 flags.DEFINE_enum("quantization", "noise", ["round", "noise"], "tflic's "
                   "hyperprior: the transforms get the latents + noise in "
                   "training (CompressAI's) or rounded (tflic's default).")
+flags.DEFINE_integer("density_layers", 4, "tflic's hyperprior: hidden "
+                     "layers of ẑ's densities (CompressAI's 4; tflic's "
+                     "default 2).")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -77,7 +81,8 @@ flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
 flags.DEFINE_multi_enum("libraries", ["tflic", "compressai"],
                         ["tflic", "compressai"], "Which to train.")
-flags.DEFINE_integer("log_every", 100, "Print steps/s every this many steps.")
+flags.DEFINE_integer("log_every", 100, "Print the mean loss, bpp, MSE and "
+                     "steps/s of both every this many steps.")
 flags.DEFINE_string("save_dir", None, "If set, each library's weights are "
                     "saved here at each --eval_at step (tflic-STEP: a "
                     "checkpoint of the model; compressai-STEP.pt: the "
@@ -97,7 +102,8 @@ class Tflic:
     self.model = train.build("hyperprior", dict(
         num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
         hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
-        quantization=FLAGS.quantization), lmbda=FLAGS.lmbda)
+        quantization=FLAGS.quantization,
+        density_layers=FLAGS.density_layers), lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     self.model.compile(optimizer=tf.keras.optimizers.Adam(
         FLAGS.learning_rate, global_clipnorm=1.))
@@ -248,10 +254,9 @@ def main(argv):
                         (_, decoded), image in zip(figures, eval_images)])
         # The objective both minimise, of the files: it compares models that
         # landed at other rates without assuming an RD slope.
-        loss = bpp + FLAGS.lmbda * np.mean([np.mean(
-            (image.astype(np.float64) - decoded) ** 2)
-                                            for (_, decoded), image in zip(
-                                                figures, eval_images)])
+        mse = np.mean([np.mean((image.astype(np.float64) - decoded) ** 2)
+                       for (_, decoded), image in zip(figures, eval_images)])
+        loss = bpp + FLAGS.lmbda * mse
         rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
                          psnr=round(psnr, 3), files_loss=round(loss, 4),
                          train_loss=round(

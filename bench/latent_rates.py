@@ -42,6 +42,8 @@ flags.DEFINE_integer("num_filters", 128, "N (as the bench's).")
 flags.DEFINE_integer("latent_channels", 192, "M (as the bench's).")
 flags.DEFINE_enum("scale", "sigma", ["log", "sigma"], "tflic's model, as "
                   "the bench's --scale.")
+flags.DEFINE_integer("density_layers", 4, "tflic's model, as the bench's "
+                     "--density_layers.")
 FLAGS = flags.FLAGS
 
 
@@ -49,7 +51,8 @@ def tflic_rates(path):
   """x [B, H, W, 3] in [0, 1] → (y bits, z bits) of tflic's saved model."""
   model = train.build("hyperprior", dict(
       num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
-      hyper_channels=FLAGS.num_filters, scale=FLAGS.scale))
+      hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
+      density_layers=FLAGS.density_layers))
   tf.train.Checkpoint(model=model).read(path).expect_partial()
   codec = model.latent_codec
 

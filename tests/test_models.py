@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tflic import codec as codec_lib
 from tflic import data
 from tflic import models
 from tflic import train
-from tests.conftest import TINY
+from tests.conftest import TINY, random_image
 
 
 def batch(size=64, count=4, seed=0):
@@ -61,7 +62,7 @@ def test_registry():
                             "wen2019"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
-      quantization="round")
+      quantization="round", density_layers=2)
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -70,6 +71,24 @@ def test_registry():
   with pytest.raises(ValueError, match="no argument num_filter .*"
                      "mixture_components, num_filters"):
     models.create("cheng2020", num_filter=128)
+
+
+def test_density_layers_code_exactly_and_keep_old_identities():
+  """`density_layers` (ẑ's factorized densities' depth) is part of a
+  hyperprior's identity only when not the default, so models made before
+  it existed keep theirs; a deeper density's tables code exactly."""
+  default = train.build("hyperprior", TINY)
+  assert "density_layers" not in default.get_config()
+  tf.keras.utils.set_random_seed(1)
+  model = train.build("hyperprior", dict(TINY, density_layers=4))
+  assert model.get_config()["density_layers"] == 4
+  assert model.latent_codec.z_codec.prior.base.num_filters == (3, 3, 3, 3)
+  assert codec_lib.fingerprint(model) != codec_lib.fingerprint(default)
+  codec = codec_lib.Codec(model)
+  image = random_image(70, 130, 3)
+  data_ = codec.encode(image)["bitstream_bytes"]
+  # (the decoder checks its latents against the encoder's: an error if not)
+  assert codec.decode(data_)["image"].shape == image.shape
 
 
 def test_training_patches_from_files_and_tfds(tmp_path):

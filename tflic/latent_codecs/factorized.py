@@ -54,6 +54,10 @@ class FactorizedPrior(LatentCodec):
   """One learned univariate density per channel, convolved with U(-1/2, 1/2)
   (tensorflow-compression's `NoisyDeepFactorized`).
 
+  `density_layers`: hidden layers of 3 filters of each density
+  (tensorflow-compression's default 2; CompressAI's EntropyBottleneck has
+  4, which learn faster from the density's wide start: docs/training.md).
+
   Training: the straight-through quantized latent (`quantization="noise"`:
   the latent + u, Ballé et al. 2018, §2) and its rate, estimated with
   additive uniform noise. `freeze` fixes tensorflow-compression's
@@ -62,12 +66,13 @@ class FactorizedPrior(LatentCodec):
   (`entropy/bands.py`). Coded symbols are within [LOW, HIGH]."""
 
   def __init__(self, channels, range_coder_precision=16, key="y_hat",
-               quantization="round", **kwargs):
+               quantization="round", density_layers=2, **kwargs):
     super().__init__(key=key, **kwargs)
     self.channels = channels
     self.quantization = quantization
     self.range_coder_precision = range_coder_precision
-    self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels])
+    self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels],
+                                         num_filters=(3,) * density_layers)
     self.entropy_model = None
     self.table = None
 

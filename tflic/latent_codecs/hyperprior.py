@@ -39,13 +39,15 @@ def reach(layers):
   return math.ceil(total) + 1
 
 
-def hyperprior(hyper_channels, h_a, h_s, y_codec, quantization="round"):
+def hyperprior(hyper_channels, h_a, h_s, y_codec, quantization="round",
+               density_layers=2):
   """The usual composition: ẑ (of `hyper_channels`) under a factorized
-  prior (`quantization`: what h_s gets in training, `FactorizedPrior`), y
-  under `y_codec` given ψ = h_s(ẑ)."""
+  prior (`quantization`: what h_s gets in training; `density_layers`:
+  `FactorizedPrior`'s), y under `y_codec` given ψ = h_s(ẑ)."""
   return HyperpriorCodec(
       FactorizedPrior(hyper_channels, key="z_hat", name="hyper_prior",
-                      quantization=quantization), h_a,
+                      quantization=quantization,
+                      density_layers=density_layers), h_a,
       h_s, y_codec, name="hyperprior")
 
 
