@@ -55,8 +55,9 @@ class Hyperprior(CompressionModel):
   `scale="sigma"`: h_s gives σ itself (Ballé 2018 Fig. 4), not log σ.
   `quantization="noise"`: in training g_s gets y + u and h_s gets z + u
   (Ballé 2018, §2), not the rounded latents (straight-through). Both as
-  CompressAI's `mbt2018-mean`; a model trained on 128² crops then codes
-  whole photos at the rate of its crops (docs/training.md).
+  CompressAI's `mbt2018-mean`; with them a model trained on 128² crops
+  codes whole photos far closer to the rate of its crops than with log σ,
+  though not yet as CompressAI's does (docs/training.md).
   `density_layers`: hidden layers of ẑ's factorized densities (2; 4 as
   CompressAI's, which learns faster: docs/training.md)."""
 
