@@ -6,9 +6,9 @@ Minnen et al. 2018 without the context model: the same transforms; its h_a
 and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
---initializer=pytorch; --density_layers=4); give --scale=log
---quantization=round --initializer=glorot --density_layers=2 for tflic's
-default form. Batches:
+--initializer=pytorch; --density_layers=4; --hyper_padding=pytorch); give
+--scale=log --quantization=round --initializer=glorot --density_layers=2
+--hyper_padding=same for tflic's default form. Batches:
 each step draws one batch of random crops (tflic's input pipeline, seeded)
 and gives it to both, one step each, alternately, so that the steps/s ratio
 is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
@@ -73,6 +73,9 @@ flags.DEFINE_enum("quantization", "noise", ["round", "noise"], "tflic's "
 flags.DEFINE_integer("density_layers", 4, "tflic's hyperprior: hidden "
                      "layers of ẑ's densities (CompressAI's 4; tflic's "
                      "default 2).")
+flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
+                  "hyperprior: padding of h_a's and h_s's strided layers "
+                  "(CompressAI's; tflic's default 'same').")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -103,7 +106,8 @@ class Tflic:
         num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
         hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
         quantization=FLAGS.quantization,
-        density_layers=FLAGS.density_layers), lmbda=FLAGS.lmbda)
+        density_layers=FLAGS.density_layers,
+        hyper_padding=FLAGS.hyper_padding), lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     self.model.compile(optimizer=tf.keras.optimizers.Adam(
         FLAGS.learning_rate, global_clipnorm=1.))

@@ -44,6 +44,8 @@ flags.DEFINE_enum("scale", "sigma", ["log", "sigma"], "tflic's model, as "
                   "the bench's --scale.")
 flags.DEFINE_integer("density_layers", 4, "tflic's model, as the bench's "
                      "--density_layers.")
+flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
+                  "model, as the bench's --hyper_padding.")
 FLAGS = flags.FLAGS
 
 
@@ -52,7 +54,8 @@ def tflic_rates(path):
   model = train.build("hyperprior", dict(
       num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
       hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
-      density_layers=FLAGS.density_layers))
+      density_layers=FLAGS.density_layers,
+      hyper_padding=FLAGS.hyper_padding))
   tf.train.Checkpoint(model=model).read(path).expect_partial()
   codec = model.latent_codec
 

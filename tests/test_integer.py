@@ -79,6 +79,46 @@ def test_conversion_follows_the_float_layer_and_is_exact(index):
     np.testing.assert_array_equal(y_int, reference)
 
 
+@pytest.mark.parametrize("padded", [
+    [tf.keras.layers.ZeroPadding2D(2),
+     tf.keras.layers.Conv2D(12, 5, 2, padding="valid", activation="relu")],
+    [tf.keras.layers.Conv2DTranspose(12, 5, 2, padding="valid"),
+     tf.keras.layers.Cropping2D(((2, 1), (2, 1)))]], ids=["pad", "crop"])
+def test_explicit_padding_is_converted_with_its_convolution(padded):
+  """PyTorch's padding as Keras layers (zeros before a "valid" convolution,
+  a crop after a "valid" transposed one) goes into the integer layer: its
+  outputs sit where the float layers' do, on even and odd sizes."""
+  [(group, layer, padding)] = integer.groups(padded)
+  assert group == padded and padding in (((2, 2), (2, 2)), ((2, 1), (2, 1)))
+  float_chain = tf.keras.Sequential(padded)
+  for shape in ((2, 12, 10, 8), (1, 7, 9, 8)):
+    x = RNG.normal(size=shape).astype(np.float32)
+    float_chain(x)
+    for weight in layer.weights:
+      weight.assign(RNG.normal(size=weight.shape) * .3)
+    x_int = np.clip(np.round(x * 256), -2047, 2047).astype(np.int32)
+    y = float_chain(x_int / 256.).numpy()
+    scale = integer.hidden_scale(y)
+    converted = integer.convert(layer, 1 / 256, 2047, scale, padding=padding)
+    y_int = converted(tf.constant(x_int)).numpy()
+    assert y_int.shape == y.shape
+    assert np.abs(y_int * scale - y).max() <= 2 * scale.max()
+
+
+def test_padding_layers_out_of_place_are_refused():
+  pad, crop = (tf.keras.layers.ZeroPadding2D(2),
+               tf.keras.layers.Cropping2D(1))
+  conv, deconv = (tf.keras.layers.Conv2D(4, 3, padding="valid"),
+                  tf.keras.layers.Conv2DTranspose(4, 3, padding="valid"))
+  for layers in ([conv, crop], [crop], [pad, deconv], [conv, pad]):
+    with pytest.raises(ValueError, match="must (follow|precede)"):
+      integer.groups(layers)
+  # A "valid" convolution without its padding layer is not taken for "same".
+  conv(np.zeros((1, 5, 5, 2), np.float32))
+  with pytest.raises(ValueError, match="undilated convolutions, 'same'"):
+    integer.convert(conv, 1., 10, 1.)
+
+
 def test_a_layer_beyond_int32_accumulates_wide_and_exactly():
   """A fan-in whose int32 accumulator would leave fewer than 8 weight bits
   (5×5 × 3000 inputs of 12 bits) accumulates in float64, exactly: the

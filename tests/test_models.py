@@ -62,7 +62,7 @@ def test_registry():
                             "wen2019"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
-      quantization="round", density_layers=2)
+      quantization="round", density_layers=2, hyper_padding="same")
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -73,16 +73,20 @@ def test_registry():
     models.create("cheng2020", num_filter=128)
 
 
-def test_density_layers_code_exactly_and_keep_old_identities():
-  """`density_layers` (ẑ's factorized densities' depth) is part of a
-  hyperprior's identity only when not the default, so models made before
-  it existed keep theirs; a deeper density's tables code exactly."""
+@pytest.mark.parametrize("option", [dict(density_layers=4),
+                                    dict(hyper_padding="pytorch")])
+def test_compressai_options_code_exactly_and_keep_old_identities(option):
+  """`density_layers` (ẑ's factorized densities' depth) and `hyper_padding`
+  are part of a hyperprior's identity only when not the default, so models
+  made before them keep theirs; with each, files code exactly (all of
+  CompressAI's form together: the golden variant hyperprior_compressai)."""
   default = train.build("hyperprior", TINY)
-  assert "density_layers" not in default.get_config()
+  assert not set(option) & set(default.get_config())
   tf.keras.utils.set_random_seed(1)
-  model = train.build("hyperprior", dict(TINY, density_layers=4))
-  assert model.get_config()["density_layers"] == 4
-  assert model.latent_codec.z_codec.prior.base.num_filters == (3, 3, 3, 3)
+  model = train.build("hyperprior", dict(TINY, **option))
+  assert option.items() <= model.get_config().items()
+  if "density_layers" in option:
+    assert model.latent_codec.z_codec.prior.base.num_filters == (3, 3, 3, 3)
   assert codec_lib.fingerprint(model) != codec_lib.fingerprint(default)
   codec = codec_lib.Codec(model)
   image = random_image(70, 130, 3)

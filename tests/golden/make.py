@@ -58,6 +58,11 @@ VARIANTS = {
     # integer comparisons), trained with noise (CompressAI's form).
     "hyperprior_sigma": ("hyperprior", dict(SMALL, scale="sigma",
                                             quantization="noise")),
+    # All of CompressAI's form: also its densities' depth and its padding
+    # in h_a/h_s (zero-padding and cropping layers in the integer h_s).
+    "hyperprior_compressai": ("hyperprior", dict(
+        SMALL, scale="sigma", quantization="noise", density_layers=4,
+        hyper_padding="pytorch")),
     # Variable rate (gain units): the streams carry the quality.
     "hyperprior_vr": ("hyperprior", dict(SMALL, lmbdas=[.002, .01, .05])),
     "cheng2020_vr": ("cheng2020", dict(num_filters=8, mixture_components=3,

@@ -67,17 +67,23 @@ def convert_chain(layers, inputs, input_scale, input_max, head_spec=None):
   """Converts `layers` (applied in sequence) to integer layers, calibrated
   on the float `inputs` (a list of tensors). Hidden outputs get
   `integer.hidden_scale`s; `head_spec` (see `head`) fixes the last layer's.
-  Returns (integer layers, output scale, output max, float outputs)."""
+  Returns (integer layers, output scale, output max, float outputs).
+  Zero padding and cropping layers go with their convolutions
+  (`integer.groups`)."""
   converted = []
-  for i, layer in enumerate(layers):
-    outputs = [layer(x) for x in inputs]
-    if i == len(layers) - 1 and head_spec is not None:
+  convolutions = integer.groups(layers)
+  for i, (group, layer, padding) in enumerate(convolutions):
+    outputs = inputs
+    for part in group:
+      outputs = [part(x) for x in outputs]
+    if i == len(convolutions) - 1 and head_spec is not None:
       spec = head_spec
       limit = np.maximum(np.abs(spec["low"]), np.abs(spec["high"]))
     else:
       spec = dict(output_scale=integer.hidden_scale(max_abs(outputs)[None]))
       limit = integer.activation_max()
-    converted.append(integer.convert(layer, input_scale, input_max, **spec))
+    converted.append(integer.convert(layer, input_scale, input_max,
+                                     padding=padding, **spec))
     input_scale, input_max, inputs = spec["output_scale"], limit, outputs
   return converted, input_scale, input_max, inputs
 

@@ -34,7 +34,9 @@ def reach(layers):
       total += math.ceil(kernel / layer.strides) / scale
       scale *= layer.strides
     else:
-      total += (kernel // 2) / scale
+      before = (kernel - 1) // 2 if layer.padding is None else (
+          layer.padding[0][0])
+      total += max(before, kernel - 1 - before) / scale
       scale *= layer.block
   return math.ceil(total) + 1
 

@@ -80,13 +80,26 @@ class _Ops:
   def _convolve(self, x, kernel, channels):
     if channels is not None:
       kernel = kernel[:, :, channels[0]:channels[1]]
-    if self.kind == "conv":
-      return tf.nn.conv2d(x, kernel, self.strides, "SAME")
+    s = self.strides
+    if self.padding is None:  # "same"
+      if self.kind == "conv":
+        return tf.nn.conv2d(x, kernel, s, "SAME")
+      shape = tf.shape(x)
+      return tf.nn.conv2d_transpose(
+          x, kernel, tf.stack([shape[0], shape[1] * s, shape[2] * s,
+                               kernel.shape[2]]), s, "SAME")
+    (top, bottom), (left, right) = self.padding
+    if self.kind == "conv":  # zeros added, then a "valid" convolution
+      return tf.nn.conv2d(tf.pad(x, [[0, 0], [top, bottom], [left, right],
+                                     [0, 0]]), kernel, s, "VALID")
+    # A "valid" transposed convolution, then cropped.
     shape = tf.shape(x)
-    return tf.nn.conv2d_transpose(
-        x, kernel, tf.stack([shape[0], shape[1] * self.strides,
-                             shape[2] * self.strides, kernel.shape[2]]),
-        self.strides, "SAME")
+    height = (shape[1] - 1) * s + kernel.shape[0]
+    width = (shape[2] - 1) * s + kernel.shape[1]
+    full = tf.nn.conv2d_transpose(
+        x, kernel, tf.stack([shape[0], height, width, kernel.shape[2]]), s,
+        "VALID")
+    return full[:, top:height - bottom, left:width - right]
 
   def requantize(self, acc):
     """Accumulators (int32) → outputs Y (int32), along the last axis."""
@@ -122,17 +135,21 @@ class _Ops:
 
 
 class IntegerConv(tf.Module, _Ops):
-  """One integer convolution (`kind` "conv" or "deconv", "same" padding),
-  optionally followed by depth_to_space (`block` > 1, sub-pixel
-  convolution). Inputs and outputs are int32 tensors [B, H, W, C]."""
+  """One integer convolution (`kind` "conv" or "deconv"), optionally
+  followed by depth_to_space (`block` > 1, sub-pixel convolution). Inputs
+  and outputs are int32 tensors [B, H, W, C]. `padding`: None ("same"), or
+  ((top, bottom), (left, right)): zeros added before a "valid" convolution,
+  or rows and columns cropped after a "valid" transposed one (`groups`)."""
 
   _VALUES = ("kernel", "bias", "multiplier", "negative_multiplier", "shift",
              "rounding", "low", "high")
 
   def __init__(self, kind, kernel, bias, multiplier, shift, low, high,
                negative_multiplier=None, strides=1, block=1, wide=False,
-               name=None):
+               padding=None, name=None):
     super().__init__(name=name)
+    self.padding = None if padding is None else tuple(
+        tuple(int(p) for p in pair) for pair in padding)
     self.kind, self.strides, self.block = kind, int(strides), int(block)
     self.wide = bool(wide)
     variable = lambda value, dtype, n: tf.Variable(
@@ -159,6 +176,7 @@ class IntegerConv(tf.Module, _Ops):
     values = _Ops()
     values.kind, values.strides, values.block, values.wide = (
         self.kind, self.strides, self.block, self.wide)
+    values.padding = self.padding
     for name in self._VALUES:
       value = getattr(self, name)
       setattr(values, name, None if value is None else tf.identity(value))
@@ -166,9 +184,41 @@ class IntegerConv(tf.Module, _Ops):
     return values
 
 
-def _float_parts(layer):
+def groups(layers):
+  """The convolutions of a Sequential's `layers`, each as (its layers,
+  the convolution, explicit padding or None): a ZeroPadding2D goes with the
+  ("valid") convolution after it, a Cropping2D with the ("valid") transposed
+  convolution before it (PyTorch's padding and output_padding, e.g.
+  `models.hyperprior.hyper_transforms`)."""
+  result, pending = [], None
+  for layer in layers:
+    if isinstance(layer, tf.keras.layers.ZeroPadding2D):
+      pending = layer
+    elif isinstance(layer, tf.keras.layers.Cropping2D):
+      previous = result[-1] if result else None
+      if (previous is None or previous[2] is not None or
+          not isinstance(previous[1], tf.keras.layers.Conv2DTranspose)):
+        raise ValueError(f"{layer.name}: a Cropping2D must follow a "
+                         "transposed convolution")
+      result[-1] = (previous[0] + [layer], previous[1], layer.cropping)
+    else:
+      if pending is not None and isinstance(
+          layer, tf.keras.layers.Conv2DTranspose):
+        raise ValueError(f"{pending.name}: a ZeroPadding2D must precede a "
+                         "convolution")
+      result.append(([pending, layer] if pending else [layer], layer,
+                     pending.padding if pending else None))
+      pending = None
+  if pending is not None:
+    raise ValueError(f"{pending.name}: a ZeroPadding2D must precede a "
+                     "convolution")
+  return result
+
+
+def _float_parts(layer, explicit=False):
   """(kind, kernel [kh, kw, in, out], bias, strides, block, slope) of a
-  trained Keras convolution."""
+  trained Keras convolution ("valid" if its padding is `explicit`, else
+  "same")."""
   block, conv = 1, layer
   if isinstance(layer, SubPixelConv2D):
     block, conv = layer.scale, layer.conv
@@ -182,9 +232,11 @@ def _float_parts(layer):
   else:
     raise ValueError(f"cannot convert {type(layer).__name__} to integers")
   pointwise = kernel.shape[:2] == (1, 1) and tuple(conv.strides) == (1, 1)
-  if (conv.padding != "same" and not pointwise) or tuple(
+  expected = "valid" if explicit else "same"
+  if (conv.padding != expected and not pointwise) or tuple(
       conv.dilation_rate) != (1, 1):
-    raise ValueError(f"{layer.name}: only 'same' undilated convolutions")
+    raise ValueError(f"{layer.name}: only undilated convolutions, 'same' "
+                     "or 'valid' with explicit padding")
   bias = (conv.bias.numpy().astype(np.float64) if conv.use_bias
           else np.zeros(kernel.shape[3]))
   return (kind, kernel, bias, conv.strides[0], block,
@@ -192,15 +244,17 @@ def _float_parts(layer):
 
 
 def convert(layer, input_scale, input_max, output_scale, output_offset=0.,
-            low=None, high=None, name=None):
-  """An `IntegerConv` computing `layer` on integers.
+            low=None, high=None, padding=None, name=None):
+  """An `IntegerConv` computing `layer` on integers (`padding`: its
+  explicit padding, from `groups`).
 
   input_scale, input_max [C_in]: input X represents X · input_scale, |X| ≤
   input_max. output_scale, output_offset [C_out]: the output Y represents
   (layer(x) − output_offset) / output_scale, rounded, clipped to [low, high]
   (default ± `activation_max()`). An offset needs a linear layer.
   """
-  kind, kernel, bias, strides, block, slope = _float_parts(layer)
+  kind, kernel, bias, strides, block, slope = _float_parts(
+      layer, padding is not None)
   out = kernel.shape[3]
   expand = lambda v: np.broadcast_to(
       np.tile(np.broadcast_to(np.asarray(v, np.float64), [out // block ** 2]),
@@ -264,7 +318,7 @@ def convert(layer, input_scale, input_max, output_scale, output_offset=0.,
                      multiplier.astype(np.int64), shift.astype(np.int64),
                      np.round(low).astype(np.int64),
                      np.round(high).astype(np.int64), negative, strides,
-                     block, wide, name=name or layer.name)
+                     block, wide, padding, name=name or layer.name)
 
 
 def check_bound(weights, biases, input_max, name="layer",

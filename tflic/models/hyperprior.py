@@ -10,10 +10,11 @@ from tflic.layers import analysis_stage, synthesis_stage
 from tflic.models.base import CompressionModel
 
 
-def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
+def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
+               hyper_padding="same"):
   """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN, N filters,
   M latent channels; GSDN/IGSDN with `gsdn`) and h_a, h_s (Minnen 2018 Fig. 4:
-  h_s widens by 3/2)."""
+  h_s widens by 3/2; `hyper_transforms`)."""
   analysis = tf.keras.Sequential([
       analysis_stage(n, 5, 2, "analysis_0", gsdn=gsdn),
       analysis_stage(n, 5, 2, "analysis_1", gsdn=gsdn),
@@ -26,22 +27,45 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False):
       synthesis_stage(n, 5, 2, "synthesis_2", gsdn=gsdn),
       synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
   ], name="synthesis")
-  return (analysis, synthesis) + hyper_transforms(m, hyper_channels,
-                                                  hyper_outputs)
+  return (analysis, synthesis) + hyper_transforms(
+      m, hyper_channels, hyper_outputs, hyper_padding)
 
 
-def hyper_transforms(m, hyper_channels, hyper_outputs):
-  """h_a, h_s of Minnen 2018 Fig. 4 (h_s widens by 3/2 from M)."""
+def hyper_transforms(m, hyper_channels, hyper_outputs, padding="same"):
+  """h_a, h_s of Minnen 2018 Fig. 4 (h_s widens by 3/2 from M).
+
+  `padding` of their 5×5 stride-2 layers (the paper does not say):
+  "same", TensorFlow's (a convolution of an even size pads one row before
+  and two after); "pytorch", CompressAI's (`padding=2`: two before, of
+  which one after is read; transposed: `output_padding=1`), as zeros
+  before and a crop after "valid" layers. Each output then sits on
+  another phase of its inputs' grid; with "pytorch", a model trained on
+  128² crops codes whole photos at a lower rate per pixel than its crops,
+  as CompressAI's does (docs/training.md)."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
+  if padding == "same":
+    down = lambda filters, name, **kw: [
+        conv(filters, 5, 2, padding="same", name=name, **kw)]
+    up = lambda filters, name: [
+        deconv(filters, 5, 2, padding="same", activation="relu", name=name)]
+  elif padding == "pytorch":
+    down = lambda filters, name, **kw: [
+        tf.keras.layers.ZeroPadding2D(2, name=f"{name}_pad"),
+        conv(filters, 5, 2, padding="valid", name=name, **kw)]
+    up = lambda filters, name: [
+        deconv(filters, 5, 2, padding="valid", activation="relu", name=name),
+        tf.keras.layers.Cropping2D(((2, 1), (2, 1)), name=f"{name}_crop")]
+  else:
+    raise ValueError(f"unknown hyper padding {padding!r}: same or pytorch")
   hyper_analysis = tf.keras.Sequential([
       conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
-      conv(hyper_channels, 5, 2, padding="same", activation="relu", name="h_a_1"),
-      conv(hyper_channels, 5, 2, padding="same", name="h_a_2"),
+      *down(hyper_channels, "h_a_1", activation="relu"),
+      *down(hyper_channels, "h_a_2"),
   ], name="hyper_analysis")
   hyper_synthesis = tf.keras.Sequential([
-      deconv(m, 5, 2, padding="same", activation="relu", name="h_s_0"),
-      deconv(m * 3 // 2, 5, 2, padding="same", activation="relu", name="h_s_1"),
+      *up(m, "h_s_0"),
+      *up(m * 3 // 2, "h_s_1"),
       conv(hyper_outputs, 3, padding="same", name="h_s_2"),
   ], name="hyper_synthesis")
   return hyper_analysis, hyper_synthesis
@@ -59,13 +83,16 @@ class Hyperprior(CompressionModel):
   codes whole photos far closer to the rate of its crops than with log σ,
   though not yet as CompressAI's does (docs/training.md).
   `density_layers`: hidden layers of ẑ's factorized densities (2; 4 as
-  CompressAI's, which learns faster: docs/training.md)."""
+  CompressAI's, which learns faster: docs/training.md). `hyper_padding`:
+  "same" or "pytorch" (`hyper_transforms`). All four as CompressAI's:
+  `scale="sigma", quantization="noise", density_layers=4,
+  hyper_padding="pytorch"`."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                scale="log", quantization="round", density_layers=2,
-               lmbda=0.01, distortion="mse", **kwargs):
+               hyper_padding="same", lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
@@ -73,8 +100,10 @@ class Hyperprior(CompressionModel):
     self.scale = scale
     self.quantization = quantization
     self.density_layers = density_layers
+    self.hyper_padding = hyper_padding
     self.analysis, self.synthesis, h_a, h_s = transforms(
-        num_filters, latent_channels, hyper_channels, 2 * latent_channels)
+        num_filters, latent_channels, hyper_channels, 2 * latent_channels,
+        hyper_padding=hyper_padding)
     self.latent_codec = hyperprior(
         hyper_channels, h_a, h_s, GaussianConditional(
             scale=scale, quantization=quantization), quantization,
@@ -87,7 +116,7 @@ class Hyperprior(CompressionModel):
     # Only when not the default: models of the default form keep the
     # identity (`codec.fingerprint`) their files were written with.
     for name, default in (("scale", "log"), ("quantization", "round"),
-                          ("density_layers", 2)):
+                          ("density_layers", 2), ("hyper_padding", "same")):
       if getattr(self, name) != default:
         config[name] = getattr(self, name)
     return config
