@@ -9,9 +9,11 @@ h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
 --initializer=pytorch; --density_layers=4; --hyper_padding=pytorch); give
 --scale=log --quantization=round --initializer=glorot --density_layers=2
 --hyper_padding=same for tflic's default form. Batches:
-each step draws one batch of random crops (tflic's input pipeline, seeded)
-and gives it to both, one step each, alternately, so that the steps/s ratio
-is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
+each step draws one batch of random crops (`crops`: a seeded NumPy
+generator, so that a run of one library, `--libraries=tflic`, gets the
+same batches as a run of the other, and both can run at once, one per core)
+and gives it to each library, one step each, alternately, so that the
+steps/s ratio is measured under the same load. Both minimise R + λ·255²·MSE with Adam at
 the same learning rate, gradients clipped to a global norm of 1 (CompressAI's
 examples/train.py: its factorized prior's quantiles by a second Adam at
 1e-3, its auxiliary loss). At each --eval_at step both code the
@@ -202,13 +204,36 @@ class CompressAI:
 LIBRARIES = dict(tflic=Tflic, compressai=CompressAI)
 
 
+def crops(spec, patch_size, batch_size, seed):
+  """Batches of random crops [B, P, P, 3] in [0, 1]: images and corners
+  drawn by a NumPy generator of `seed`, the same in every process (tflic's
+  input pipeline crops on parallel threads, in no fixed order). The images
+  are decoded once and kept in memory: a small training set."""
+  images = [image.numpy() for image in data.images(spec, shuffle=False,
+                                                   repeat=False)]
+  small = [i for i, image in enumerate(images)
+           if min(image.shape[:2]) < patch_size]
+  if small:
+    raise app.UsageError(f"{len(small)} training images are smaller than "
+                         f"--patch_size={patch_size}")
+  rng = np.random.default_rng(seed)
+  while True:
+    batch = []
+    for index in rng.integers(len(images), size=batch_size):
+      image = images[index]
+      top = rng.integers(image.shape[0] - patch_size + 1)
+      left = rng.integers(image.shape[1] - patch_size + 1)
+      batch.append(image[top:top + patch_size, left:left + patch_size])
+    yield np.stack(batch).astype(np.float32) / 255.
+
+
 def main(argv):
   del argv
   if FLAGS.threads:
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
   tf.keras.utils.set_random_seed(FLAGS.seed)
-  batches = iter(data.patches(FLAGS.train_data, FLAGS.patch_size,
-                              FLAGS.batch_size))
+  batches = crops(FLAGS.train_data, FLAGS.patch_size, FLAGS.batch_size,
+                  FLAGS.seed)
   eval_images = [images_lib.read_image(p)[0]
                  for p in sorted(tf.io.gfile.glob(FLAGS.eval_images))]
   if not eval_images:
@@ -227,7 +252,7 @@ def main(argv):
   window = np.zeros((len(runs), 3))
   since_eval = np.zeros((len(runs), 3))
   for step in range(1, FLAGS.steps + 1):
-    batch = next(batches).numpy()
+    batch = next(batches)
     for i, run in enumerate(runs):
       started = time.perf_counter()
       logs = run.step(batch)
