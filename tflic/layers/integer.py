@@ -190,27 +190,28 @@ def groups(layers):
   ("valid") convolution after it, a Cropping2D with the ("valid") transposed
   convolution before it (PyTorch's padding and output_padding, e.g.
   `models.hyperprior.hyper_transforms`)."""
-  result, pending = [], None
+  zeros, crop = tf.keras.layers.ZeroPadding2D, tf.keras.layers.Cropping2D
+  deconv = tf.keras.layers.Conv2DTranspose
+  result, pad = [], None
   for layer in layers:
-    if isinstance(layer, tf.keras.layers.ZeroPadding2D):
-      pending = layer
-    elif isinstance(layer, tf.keras.layers.Cropping2D):
-      previous = result[-1] if result else None
-      if (previous is None or previous[2] is not None or
-          not isinstance(previous[1], tf.keras.layers.Conv2DTranspose)):
+    if isinstance(layer, crop):
+      if not result or result[-1][2] is not None or not isinstance(
+          result[-1][1], deconv):
         raise ValueError(f"{layer.name}: a Cropping2D must follow a "
                          "transposed convolution")
-      result[-1] = (previous[0] + [layer], previous[1], layer.cropping)
+      group, conv, _ = result[-1]
+      result[-1] = (group + [layer], conv, layer.cropping)
+    elif pad is not None:
+      if isinstance(layer, (zeros, deconv)):
+        break
+      result.append(([pad, layer], layer, pad.padding))
+      pad = None
+    elif isinstance(layer, zeros):
+      pad = layer
     else:
-      if pending is not None and isinstance(
-          layer, tf.keras.layers.Conv2DTranspose):
-        raise ValueError(f"{pending.name}: a ZeroPadding2D must precede a "
-                         "convolution")
-      result.append(([pending, layer] if pending else [layer], layer,
-                     pending.padding if pending else None))
-      pending = None
-  if pending is not None:
-    raise ValueError(f"{pending.name}: a ZeroPadding2D must precede a "
+      result.append(([layer], layer, None))
+  if pad is not None:
+    raise ValueError(f"{pad.name}: a ZeroPadding2D must precede a "
                      "convolution")
   return result
 
