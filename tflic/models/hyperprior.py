@@ -39,9 +39,9 @@ def hyper_transforms(m, hyper_channels, hyper_outputs, padding="same"):
   and two after); "pytorch", CompressAI's (`padding=2`: two before, of
   which one after is read; transposed: `output_padding=1`), as zeros
   before and a crop after "valid" layers. Each output then sits on
-  another phase of its inputs' grid; with "pytorch", a model trained on
-  128² crops codes whole photos at a lower rate per pixel than its crops,
-  as CompressAI's does (docs/training.md)."""
+  another phase of its inputs' grid. In paired runs with CompressAI
+  (docs/training.md) "pytorch" made y's rate on whole photos lower than on
+  the 128² training crops at step 1000, but not from step 2000 on."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
   if padding == "same":
