@@ -207,14 +207,14 @@ LIBRARIES = dict(tflic=Tflic, compressai=CompressAI)
 def crops(spec, patch_size, batch_size, seed):
   """Batches of random crops [B, P, P, 3] in [0, 1]: images and corners
   drawn by a NumPy generator of `seed`, the same in every process (tflic's
-  input pipeline crops on parallel threads, in no fixed order). The images
-  are decoded once and kept in memory: a small training set."""
+  input pipeline, seeded alike, gave other crops in a run of one library
+  than in a run of both). The images are decoded once and kept in memory:
+  a small training set."""
   images = [image.numpy() for image in data.images(spec, shuffle=False,
                                                    repeat=False)]
-  small = [i for i, image in enumerate(images)
-           if min(image.shape[:2]) < patch_size]
+  small = sum(min(image.shape[:2]) < patch_size for image in images)
   if small:
-    raise app.UsageError(f"{len(small)} training images are smaller than "
+    raise app.UsageError(f"{small} training images are smaller than "
                          f"--patch_size={patch_size}")
   rng = np.random.default_rng(seed)
   while True:
