@@ -3,7 +3,8 @@ images, of the weights `compare_training.py --save_dir` keeps.
 
 For each saved step, both libraries' hyperpriors estimate the bits of the
 rounded latents (tflic: its latent codecs with `training=False`;
-CompressAI: the likelihoods of `forward` in eval mode) of the same crops
+CompressAI: its entropy bottleneck's and Gaussian conditional's
+likelihoods in eval mode) of the same crops
 (--crops batches of the training data, seeded) and of --eval_images. A
 model whose y costs more on whole images than on crops (per pixel) does not
 carry what it learnt on crops over to larger latents (docs/training.md);
