@@ -4,11 +4,14 @@ falls, the NaN guard holds, divergence stops without a bad checkpoint)."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_compression as tfc
+from tensorflow_compression.python.distributions import helpers
 
 from tflic import codec as codec_lib
 from tflic import data
 from tflic import models
 from tflic import train
+from tflic.latent_codecs import factorized
 from tests.conftest import TINY, random_image
 
 
@@ -145,3 +148,22 @@ def test_every_model_is_transforms_and_a_latent_codec():
     assert not hasattr(model, "encode_y") and not hasattr(model, "coder")
     if name != "factorized":
       assert isinstance(model.latent_codec, latent_codecs.HyperpriorCodec)
+
+
+@pytest.mark.parametrize("layers", [2, 4])
+def test_training_offset_is_the_priors_median(layers):
+  """A training step's offsets for rounding ẑ: the medians mod 1, where the
+  base density's logit CDF crosses 0, as tensorflow-compression's slower
+  search finds them (to its tolerance)."""
+  tf.random.set_seed(layers)
+  prior = tfc.NoisyDeepFactorized(batch_shape=[16],
+                                  num_filters=(3,) * layers)
+  for variable in prior.base.variables:  # away from the symmetric start
+    variable.assign(variable + tf.random.normal(variable.shape) * 2.)
+  offset = factorized.training_offset(prior).numpy()
+  assert offset.shape == (16,) and np.abs(offset).max() <= .5
+  found = helpers.quantization_offset(prior).numpy()
+  assert np.abs((offset - found + .5) % 1 - .5).max() < 1e-3
+  with tf.GradientTape() as tape:
+    offset = factorized.training_offset(prior)
+  assert tape.gradient(offset, prior.base.variables[0]) is None
