@@ -96,3 +96,15 @@ def test_staged_model_reports_the_rate_by_stage():
   fresh = benchmark.parse_spec("qian2021:num_filters=8:latent_channels=8:"
                                "hyper_channels=8:reference=false")
   assert fresh.latent_codec.y_codec.reference is False
+
+
+def test_training_speed_times_each_precision_in_turns():
+  seconds = benchmark.training_speed(
+      "hyperprior:num_filters=8:latent_channels=8:hyper_channels=8",
+      ["float32", "mixed_bfloat16"], patch_size=64, batch_size=2, steps=2,
+      repeats=2)
+  assert list(seconds) == ["float32", "mixed_bfloat16"]
+  assert all(len(v) == 2 and min(v) > 0 for v in seconds.values())
+  table = benchmark.speed_table({"hp": seconds}).splitlines()
+  assert "speed-up" in table[0] and "1.00×" in table[1]
+  assert table[2].startswith("hp") and "mixed_bfloat16" in table[2]

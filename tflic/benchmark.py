@@ -2,7 +2,7 @@
 estimate, the share of the first stream (the side information: ẑ, or
 SLIMD's indices and distributions), encode/decode seconds (medians, after
 one warm-up image) and, for context models, the cost of the serial coding
-loop per latent position."""
+loop per latent position; training seconds per step in each precision."""
 
 import os
 import statistics
@@ -18,10 +18,12 @@ import tensorflow_compression as tfc
 
 from tflic import bitstream
 from tflic import codec as codec_lib
+from tflic import data
 from tflic import evaluate
 from tflic import export
 from tflic import images as images_lib
 from tflic import models
+from tflic import precision
 from tflic import slimd_fit
 from tflic import tiling
 from tflic import train
@@ -30,6 +32,11 @@ from tflic import train
 def parse_spec(spec):
   """'NAME[:key=value...]' → a model with fresh (untrained) weights, e.g.
   'cheng2020:num_filters=128:mixture_components=3'."""
+  return train.build(*split_spec(spec))
+
+
+def split_spec(spec):
+  """'NAME[:key=value...]' → (name, {key: value})."""
   name, *pairs = spec.split(":")
   args = {}
   for pair in pairs:
@@ -43,7 +50,55 @@ def parse_spec(spec):
   if name not in models.names():
     raise ValueError(f"{spec!r}: unknown model {name!r} "
                      f"(one of {', '.join(models.names())})")
-  return train.build(name, args)
+  return name, args
+
+
+def training_speed(spec, precisions, train_data="samples", patch_size=256,
+                   batch_size=8, steps=10, repeats=3, progress=None):
+  """{precision: [seconds per training step of each repeat]} of a fresh
+  model of `spec` (as `bin/train` trains it: Adam, gradients clipped), one
+  model per precision, timed in turns (`repeats` rounds of `steps` steps
+  of each, after 3 steps that trace), so that a machine's changing speed
+  hits every precision alike."""
+  name, args = split_spec(spec)
+  functions = {}
+  for precision_ in map(precision.resolve, precisions):
+    model = train.build(name, args, precision_=precision_)
+    train.compile_adam(model)
+    batches = iter(data.patches(train_data, patch_size, batch_size))
+    step = model.make_train_function()
+    for _ in range(3):
+      float(step(batches)["loss"])
+    functions[precision_] = (model, batches, step)
+  seconds = {precision_: [] for precision_ in functions}
+  for repeat in range(repeats):
+    for precision_, (_, batches, step) in functions.items():
+      if progress:
+        progress(f"{spec} {precision_}: round {repeat + 1}/{repeats}")
+      start = time.perf_counter()
+      for _ in range(steps):
+        logs = step(batches)
+      float(logs["loss"])  # waits for the last step
+      seconds[precision_].append((time.perf_counter() - start) / steps)
+  return seconds
+
+
+def speed_table(results):
+  """{spec: training_speed(...)} → a text table: median seconds per step,
+  steps/s, and the speed-up over the first precision."""
+  width = max(len(spec) for spec in results) + 2
+  lines = [f"{'model':<{width}}{'precision':<16}{'s/step':>8}{'steps/s':>9}"
+           f"{'speed-up':>10}  (s/step of each round)"]
+  for spec, seconds in results.items():
+    first = None
+    for precision_, values in seconds.items():
+      median = float(np.median(values))
+      first = first or median
+      lines.append(
+          f"{spec:<{width}}{precision_:<16}{median:>8.3f}{1 / median:>9.2f}"
+          f"{first / median:>9.2f}×  "
+          + " ".join(f"{v:.3f}" for v in values))
+  return "\n".join(lines)
 
 
 def loop_seconds(codec, image):

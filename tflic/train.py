@@ -113,6 +113,14 @@ def build(model_name, model_args, lmbda=0.01, distortion="mse",
   return model
 
 
+def compile_adam(model, learning_rate=1e-4, clip_norm=1.):
+  """Gives `model` its Adam optimizer, gradients clipped to a global norm of
+  `clip_norm` (0: not clipped), with its slots (so checkpoints restore)."""
+  model.compile(optimizer=tf.keras.optimizers.Adam(
+      learning_rate, global_clipnorm=clip_norm or None))
+  model.optimizer.build(model.trainable_variables)
+
+
 def calibration_images(model_dir, spec=None):
   """Calibration images for exporting a run (`calibration.py`): from `spec`
   (a --train_data spec), else from the run's own training data."""
@@ -388,9 +396,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   with strategy.scope():
     model = build(model_name, model_args, lmbda, distortion, precision_)
     initializers.initialize(model, initializer)
-    model.compile(optimizer=tf.keras.optimizers.Adam(
-        learning_rate, global_clipnorm=clip_norm or None))
-    model.optimizer.build(model.trainable_variables)
+    compile_adam(model, learning_rate, clip_norm)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   # Every worker saves (the strategy needs all of them); the chief's
   # checkpoints are the run's, the others' go to a directory of their own.
