@@ -111,9 +111,7 @@ class Tflic:
         density_layers=FLAGS.density_layers,
         hyper_padding=FLAGS.hyper_padding), lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
-    self.model.compile(optimizer=tf.keras.optimizers.Adam(
-        FLAGS.learning_rate, global_clipnorm=1.))
-    self.model.optimizer.build(self.model.trainable_variables)
+    train.compile_adam(self.model, FLAGS.learning_rate)
     self._step = tf.function(self.model.train_step)
     self.calibration = None
 

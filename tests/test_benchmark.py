@@ -98,6 +98,7 @@ def test_staged_model_reports_the_rate_by_stage():
   assert fresh.latent_codec.y_codec.reference is False
 
 
+@pytest.mark.slow  # two models traced: make test-all
 def test_training_speed_times_each_precision_in_turns():
   seconds = benchmark.training_speed(
       "hyperprior:num_filters=8:latent_channels=8:hyper_channels=8",
