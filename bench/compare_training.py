@@ -6,9 +6,10 @@ Minnen et al. 2018 without the context model: the same transforms; its h_a
 and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
---initializer=pytorch; --density_layers=4; --hyper_padding=pytorch); give
---scale=log --quantization=round --initializer=glorot --density_layers=2
---hyper_padding=same for tflic's default form. Batches:
+--initializer=pytorch; --density_layers=4; --hyper_padding=pytorch;
+--likelihood_bound=1e-9); give --scale=log --quantization=round
+--initializer=glorot --density_layers=2 --hyper_padding=same
+--likelihood_bound=0 for tflic's default form. Batches:
 each step draws one batch of random crops (`crops`: a seeded NumPy
 generator, so that a run of one library, `--libraries=tflic`, gets the
 same batches as a run of the other, and both can run at once, one per core)
@@ -78,6 +79,9 @@ flags.DEFINE_integer("density_layers", 4, "tflic's hyperprior: hidden "
 flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
                   "hyperprior: padding of h_a's and h_s's strided layers "
                   "(CompressAI's; tflic's default 'same').")
+flags.DEFINE_float("likelihood_bound", 1e-9, "tflic's hyperprior: each "
+                   "likelihood bounded below in training (CompressAI's "
+                   "1e-9; tflic's default 0, not bounded).")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -109,7 +113,8 @@ class Tflic:
         hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
         quantization=FLAGS.quantization,
         density_layers=FLAGS.density_layers,
-        hyper_padding=FLAGS.hyper_padding), lmbda=FLAGS.lmbda)
+        hyper_padding=FLAGS.hyper_padding,
+        likelihood_bound=FLAGS.likelihood_bound), lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     train.compile_adam(self.model, FLAGS.learning_rate)
     self._step = tf.function(self.model.train_step)

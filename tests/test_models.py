@@ -65,7 +65,8 @@ def test_registry():
                             "wen2019"]
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
-      quantization="round", density_layers=2, hyper_padding="same")
+      quantization="round", density_layers=2, hyper_padding="same",
+      likelihood_bound=0.)
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -77,10 +78,12 @@ def test_registry():
 
 
 @pytest.mark.parametrize("option", [dict(density_layers=4),
-                                    dict(hyper_padding="pytorch")])
+                                    dict(hyper_padding="pytorch"),
+                                    dict(likelihood_bound=1e-9)])
 def test_compressai_options_code_exactly_and_keep_old_identities(option):
-  """`density_layers` (ẑ's factorized densities' depth) and `hyper_padding`
-  are part of a hyperprior's identity only when not the default, so models
+  """`density_layers` (ẑ's factorized densities' depth), `hyper_padding`
+  and `likelihood_bound` are part of a hyperprior's identity only when not
+  the default, so models
   made before them keep theirs; with each, files code exactly (all of
   CompressAI's form together: the golden variant hyperprior_compressai)."""
   default = train.build("hyperprior", TINY)

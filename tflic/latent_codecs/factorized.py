@@ -11,6 +11,7 @@ from tensorflow_compression.python.distributions import helpers
 
 from tflic.entropy import bands
 from tflic.entropy import escape
+from tflic.entropy.noisy_rate import noisy_rate
 from tflic.latent_codecs.base import LatentCodec
 
 LOW, HIGH = escape.FACTORIZED_RANGE
@@ -82,16 +83,18 @@ class FactorizedPrior(LatentCodec):
 
   Training: the straight-through quantized latent (`quantization="noise"`:
   the latent + u, Ballé et al. 2018, §2) and its rate, estimated with
-  additive uniform noise. `freeze` fixes tensorflow-compression's
+  additive uniform noise (`noisy_rate`, with its `likelihood_bound`). `freeze` fixes tensorflow-compression's
   range-coding tables (stored as variables), which this codec codes with a
   bounded escape (`entropy/escape.py`), in bands of rows
   (`entropy/bands.py`). Coded symbols are within [LOW, HIGH]."""
 
   def __init__(self, channels, range_coder_precision=16, key="y_hat",
-               quantization="round", density_layers=2, **kwargs):
+               quantization="round", density_layers=2, likelihood_bound=0.,
+               **kwargs):
     super().__init__(key=key, **kwargs)
     self.channels = channels
     self.quantization = quantization
+    self.likelihood_bound = likelihood_bound
     self.range_coder_precision = range_coder_precision
     self.prior = tfc.NoisyDeepFactorized(batch_shape=[channels],
                                          num_filters=(3,) * density_layers)
@@ -121,12 +124,17 @@ class FactorizedPrior(LatentCodec):
         quantization_offset=offset)
 
   def call(self, latent, training=False, side=None):
+    """In training, the bits of ỹ = latent + u (`noisy_rate`) and, with
+    `quantization="noise"`, that ỹ; else the rounded latent."""
     del side
-    model = self._model(training)
-    _, bits = model(latent, training=training)
-    if training and self.quantization == "noise":
-      return {self.key: latent + tf.random.uniform(tf.shape(latent), -.5,
-                                                   .5)}, bits
+    if training:
+      noisy, bits = noisy_rate(latent, self.prior.log_prob,
+                               self.likelihood_bound)
+      if self.quantization == "noise":
+        return {self.key: noisy}, bits
+      return {self.key: self._model(training).quantize(latent)}, bits
+    model = self._model()
+    _, bits = model(latent, training=False)
     return {self.key: model.quantize(latent)}, bits
 
   def freeze(self, latents=None, side=None):

@@ -10,6 +10,7 @@ from tflic import bitstream
 from tflic.entropy import bands
 from tflic.entropy import entropy_parameters as ep
 from tflic.entropy import integer_gaussian as ig
+from tflic.entropy.noisy_rate import noisy_rate
 from tflic.latent_codecs.base import LatentCodec
 
 
@@ -27,18 +28,26 @@ QUANTIZATIONS = ("round", "noise")
 SCALES = ("log", "sigma")
 
 
-def conditional(latent, mean, log_scale, training, quantization="round"):
+def conditional(latent, mean, log_scale, training, quantization="round",
+                likelihood_bound=0.):
   """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ,
-  bits per batch item, of y + noise in training). ŷ = round(y − μ) + μ,
-  straight-through; with `quantization="noise"`, in training ŷ = y + u
-  (Ballé et al. 2018, §2; CompressAI's training form)."""
+  bits per batch item). In training the bits are those of ỹ = y + u
+  (`noisy_rate`, with its `likelihood_bound`) and ŷ = round(y − μ) + μ,
+  straight-through; with `quantization="noise"`, ŷ = that same ỹ (Ballé
+  et al. 2018, §2; CompressAI's training form). Otherwise the bits of ŷ."""
   model = tfc.LocationScaleIndexedEntropyModel(
       tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
       compression=False)
-  _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
-                  training=training)
-  if training and quantization == "noise":
-    return latent + tf.random.uniform(tf.shape(latent), -.5, .5), bits
+  if not training:
+    _, bits = model(latent, ig.log_scale_index(log_scale), loc=mean,
+                    training=False)
+    return model.quantize(latent, loc=mean), bits
+  index = tfc.upper_bound(tfc.lower_bound(ig.log_scale_index(log_scale), 0.),
+                          float(ig.NUM_SCALES - 1))  # as the model's own
+  noisy, bits = noisy_rate(latent - mean, tfc.NoisyNormal(
+      loc=0., scale=_scale(index)).log_prob, likelihood_bound)
+  if quantization == "noise":
+    return noisy + mean, bits
   return model.quantize(latent, loc=mean), bits
 
 
@@ -57,7 +66,7 @@ class GaussianConditional(LatentCodec):
   in bands of rows (`entropy/bands.py`)."""
 
   def __init__(self, key="y_hat", scale="log", quantization="round",
-               **kwargs):
+               likelihood_bound=0., **kwargs):
     super().__init__(key=key, **kwargs)
     if scale not in SCALES:
       raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
@@ -66,6 +75,7 @@ class GaussianConditional(LatentCodec):
                        f"{quantization!r}")
     self.scale = scale
     self.quantization = quantization
+    self.likelihood_bound = likelihood_bound
     self.symbol_coder = None
 
   def call(self, latent, training=False, side=None):
@@ -73,7 +83,8 @@ class GaussianConditional(LatentCodec):
     if self.scale == "sigma":
       log_scale = ig.log_sigma(log_scale)
     y_hat, bits = conditional(latent, mean[..., 0], log_scale[..., 0],
-                              training, self.quantization)
+                              training, self.quantization,
+                              self.likelihood_bound)
     return {self.key: y_hat}, bits
 
   def hyper_head(self, channels):

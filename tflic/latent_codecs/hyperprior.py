@@ -42,14 +42,16 @@ def reach(layers):
 
 
 def hyperprior(hyper_channels, h_a, h_s, y_codec, quantization="round",
-               density_layers=2):
+               density_layers=2, likelihood_bound=0.):
   """The usual composition: ẑ (of `hyper_channels`) under a factorized
-  prior (`quantization`: what h_s gets in training; `density_layers`:
-  `FactorizedPrior`'s), y under `y_codec` given ψ = h_s(ẑ)."""
+  prior (`quantization`: what h_s gets in training; `density_layers`,
+  `likelihood_bound`: `FactorizedPrior`'s), y under `y_codec` given
+  ψ = h_s(ẑ)."""
   return HyperpriorCodec(
       FactorizedPrior(hyper_channels, key="z_hat", name="hyper_prior",
                       quantization=quantization,
-                      density_layers=density_layers), h_a,
+                      density_layers=density_layers,
+                      likelihood_bound=likelihood_bound), h_a,
       h_s, y_codec, name="hyperprior")
 
 

@@ -84,15 +84,18 @@ class Hyperprior(CompressionModel):
   though not yet as CompressAI's does (docs/training.md).
   `density_layers`: hidden layers of ẑ's factorized densities (2; 4 as
   CompressAI's, which learns faster: docs/training.md). `hyper_padding`:
-  "same" or "pytorch" (`hyper_transforms`). All four as CompressAI's:
+  "same" or "pytorch" (`hyper_transforms`). `likelihood_bound`: in
+  training, each likelihood of ỹ and z̃ bounded below (`noisy_rate`; 0:
+  not bounded; CompressAI's 1e-9). All five as CompressAI's:
   `scale="sigma", quantization="noise", density_layers=4,
-  hyper_padding="pytorch"`."""
+  hyper_padding="pytorch", likelihood_bound=1e-9`."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                scale="log", quantization="round", density_layers=2,
-               hyper_padding="same", lmbda=0.01, distortion="mse", **kwargs):
+               hyper_padding="same", likelihood_bound=0., lmbda=0.01,
+               distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
@@ -101,13 +104,15 @@ class Hyperprior(CompressionModel):
     self.quantization = quantization
     self.density_layers = density_layers
     self.hyper_padding = hyper_padding
+    self.likelihood_bound = likelihood_bound
     self.analysis, self.synthesis, h_a, h_s = transforms(
         num_filters, latent_channels, hyper_channels, 2 * latent_channels,
         hyper_padding=hyper_padding)
     self.latent_codec = hyperprior(
         hyper_channels, h_a, h_s, GaussianConditional(
-            scale=scale, quantization=quantization), quantization,
-        density_layers)
+            scale=scale, quantization=quantization,
+            likelihood_bound=likelihood_bound), quantization,
+        density_layers, likelihood_bound)
 
   def get_config(self):
     config = dict(super().get_config(), num_filters=self.num_filters,
@@ -116,7 +121,8 @@ class Hyperprior(CompressionModel):
     # Only when not the default: models of the default form keep the
     # identity (`codec.fingerprint`) their files were written with.
     for name, default in (("scale", "log"), ("quantization", "round"),
-                          ("density_layers", 2), ("hyper_padding", "same")):
+                          ("density_layers", 2), ("hyper_padding", "same"),
+                          ("likelihood_bound", 0.)):
       if getattr(self, name) != default:
         config[name] = getattr(self, name)
     return config
