@@ -83,10 +83,11 @@ class FactorizedPrior(LatentCodec):
 
   Training: the straight-through quantized latent (`quantization="noise"`:
   the latent + u, Ballé et al. 2018, §2) and its rate, estimated with
-  additive uniform noise (`noisy_rate`, with its `likelihood_bound`). `freeze` fixes tensorflow-compression's
-  range-coding tables (stored as variables), which this codec codes with a
-  bounded escape (`entropy/escape.py`), in bands of rows
-  (`entropy/bands.py`). Coded symbols are within [LOW, HIGH]."""
+  additive uniform noise (`noisy_rate`, with its `likelihood_bound`).
+  `freeze` fixes tensorflow-compression's range-coding tables (stored as
+  variables), which this codec codes with a bounded escape
+  (`entropy/escape.py`), in bands of rows (`entropy/bands.py`). Coded
+  symbols are within [LOW, HIGH]."""
 
   def __init__(self, channels, range_coder_precision=16, key="y_hat",
                quantization="round", density_layers=2, likelihood_bound=0.,
