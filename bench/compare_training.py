@@ -7,9 +7,10 @@ and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
 --initializer=pytorch; --density_layers=4; --hyper_padding=pytorch;
---likelihood_bound=1e-9); give --scale=log --quantization=round
---initializer=glorot --density_layers=2 --hyper_padding=same
---likelihood_bound=0 for tflic's default form. Batches:
+--likelihood_bound=1e-9; --gdn=original: x / √(β + Σγx²)); give
+--scale=log --quantization=round --initializer=glorot --density_layers=2
+--hyper_padding=same --likelihood_bound=0 --gdn=simplified for tflic's
+default form. Batches:
 each step draws one batch of random crops (`crops`: a seeded NumPy
 generator, so that a run of one library, `--libraries=tflic`, gets the
 same batches as a run of the other, and both can run at once, one per core)
@@ -82,6 +83,9 @@ flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
 flags.DEFINE_float("likelihood_bound", 1e-9, "tflic's hyperprior: each "
                    "likelihood bounded below in training (CompressAI's "
                    "1e-9; tflic's default 0, not bounded).")
+flags.DEFINE_enum("gdn", "original", ["simplified", "original"], "tflic's "
+                  "hyperprior: GDN's form (CompressAI's 'original', α = 2, "
+                  "ε = ½; tflic's default 'simplified', α = ε = 1).")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -114,7 +118,8 @@ class Tflic:
         quantization=FLAGS.quantization,
         density_layers=FLAGS.density_layers,
         hyper_padding=FLAGS.hyper_padding,
-        likelihood_bound=FLAGS.likelihood_bound), lmbda=FLAGS.lmbda)
+        likelihood_bound=FLAGS.likelihood_bound, gdn=FLAGS.gdn),
+        lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     train.compile_adam(self.model, FLAGS.learning_rate)
     self._step = tf.function(self.model.train_step)

@@ -54,6 +54,8 @@ flags.DEFINE_integer("density_layers", 4, "tflic's model, as the bench's "
                      "--density_layers.")
 flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
                   "model, as the bench's --hyper_padding.")
+flags.DEFINE_enum("gdn", "original", ["simplified", "original"], "tflic's "
+                  "model, as the bench's --gdn.")
 FLAGS = flags.FLAGS
 
 
@@ -64,7 +66,7 @@ def tflic_parts(path):
       num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
       hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
       density_layers=FLAGS.density_layers,
-      hyper_padding=FLAGS.hyper_padding))
+      hyper_padding=FLAGS.hyper_padding, gdn=FLAGS.gdn))
   tf.train.Checkpoint(model=model).read(path).expect_partial()
   codec = model.latent_codec
 

@@ -66,7 +66,7 @@ def test_registry():
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
       quantization="round", density_layers=2, hyper_padding="same",
-      likelihood_bound=0.)
+      likelihood_bound=0., gdn="simplified")
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -79,13 +79,14 @@ def test_registry():
 
 @pytest.mark.parametrize("option", [dict(density_layers=4),
                                     dict(hyper_padding="pytorch"),
-                                    dict(likelihood_bound=1e-9)])
+                                    dict(likelihood_bound=1e-9),
+                                    dict(gdn="original")])
 def test_compressai_options_code_exactly_and_keep_old_identities(option):
-  """`density_layers` (ẑ's factorized densities' depth), `hyper_padding`
-  and `likelihood_bound` are part of a hyperprior's identity only when not
-  the default, so models
-  made before them keep theirs; with each, files code exactly (all of
-  CompressAI's form together: the golden variant hyperprior_compressai)."""
+  """`density_layers` (ẑ's factorized densities' depth), `hyper_padding`,
+  `likelihood_bound` and `gdn` are part of a hyperprior's identity only when
+  not the default, so models made before them keep theirs; with each, files
+  code exactly (CompressAI's form but `gdn` together: the golden variant
+  hyperprior_compressai)."""
   default = train.build("hyperprior", TINY)
   assert not set(option) & set(default.get_config())
   tf.keras.utils.set_random_seed(1)
@@ -93,6 +94,12 @@ def test_compressai_options_code_exactly_and_keep_old_identities(option):
   assert option.items() <= model.get_config().items()
   if "density_layers" in option:
     assert model.latent_codec.z_codec.prior.base.num_filters == (3, 3, 3, 3)
+  if "gdn" in option:  # in g_a and g_s, and in the copy that is exported
+    for transform in (model.analysis, model.synthesis,
+                      model.clone().synthesis):
+      forms = {(l.alpha, l.epsilon) for l in transform.submodules
+               if isinstance(l, tfc.GDN)}
+      assert forms == {(2., .5)}
   assert codec_lib.fingerprint(model) != codec_lib.fingerprint(default)
   codec = codec_lib.Codec(model)
   image = random_image(70, 130, 3)

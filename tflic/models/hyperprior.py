@@ -11,20 +11,21 @@ from tflic.models.base import CompressionModel
 
 
 def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
-               hyper_padding="same"):
-  """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN, N filters,
-  M latent channels; GSDN/IGSDN with `gsdn`) and h_a, h_s (Minnen 2018 Fig. 4:
-  h_s widens by 3/2; `hyper_transforms`)."""
+               hyper_padding="same", gdn="simplified"):
+  """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN of the
+  form `gdn`, N filters, M latent channels; GSDN/IGSDN with `gsdn`) and h_a,
+  h_s (Minnen 2018 Fig. 4: h_s widens by 3/2; `hyper_transforms`)."""
+  kw = dict(gsdn=gsdn, gdn_form=gdn)
   analysis = tf.keras.Sequential([
-      analysis_stage(n, 5, 2, "analysis_0", gsdn=gsdn),
-      analysis_stage(n, 5, 2, "analysis_1", gsdn=gsdn),
-      analysis_stage(n, 5, 2, "analysis_2", gsdn=gsdn),
+      analysis_stage(n, 5, 2, "analysis_0", **kw),
+      analysis_stage(n, 5, 2, "analysis_1", **kw),
+      analysis_stage(n, 5, 2, "analysis_2", **kw),
       analysis_stage(m, 5, 2, "analysis_3", gdn=False),
   ], name="analysis")
   synthesis = tf.keras.Sequential([
-      synthesis_stage(n, 5, 2, "synthesis_0", gsdn=gsdn),
-      synthesis_stage(n, 5, 2, "synthesis_1", gsdn=gsdn),
-      synthesis_stage(n, 5, 2, "synthesis_2", gsdn=gsdn),
+      synthesis_stage(n, 5, 2, "synthesis_0", **kw),
+      synthesis_stage(n, 5, 2, "synthesis_1", **kw),
+      synthesis_stage(n, 5, 2, "synthesis_2", **kw),
       synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
   ], name="synthesis")
   return (analysis, synthesis) + hyper_transforms(
@@ -86,16 +87,18 @@ class Hyperprior(CompressionModel):
   CompressAI's, which learns faster: docs/training.md). `hyper_padding`:
   "same" or "pytorch" (`hyper_transforms`). `likelihood_bound`: in
   training, each likelihood of ỹ and z̃ bounded below (`noisy_rate`; 0:
-  not bounded; CompressAI's 1e-9). All five as CompressAI's:
-  `scale="sigma", quantization="noise", density_layers=4,
-  hyper_padding="pytorch", likelihood_bound=1e-9`."""
+  not bounded; CompressAI's 1e-9). `gdn`: GDN's form, "simplified" (α = ε
+  = 1, tensorflow-compression 2's) or "original" (α = 2, ε = ½: Ballé 2018,
+  CompressAI; `layers.gdn`). All six as CompressAI's: `scale="sigma",
+  quantization="noise", density_layers=4, hyper_padding="pytorch",
+  likelihood_bound=1e-9, gdn="original"`."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                scale="log", quantization="round", density_layers=2,
-               hyper_padding="same", likelihood_bound=0., lmbda=0.01,
-               distortion="mse", **kwargs):
+               hyper_padding="same", likelihood_bound=0., gdn="simplified",
+               lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
@@ -105,9 +108,10 @@ class Hyperprior(CompressionModel):
     self.density_layers = density_layers
     self.hyper_padding = hyper_padding
     self.likelihood_bound = likelihood_bound
+    self.gdn = gdn
     self.analysis, self.synthesis, h_a, h_s = transforms(
         num_filters, latent_channels, hyper_channels, 2 * latent_channels,
-        hyper_padding=hyper_padding)
+        hyper_padding=hyper_padding, gdn=gdn)
     self.latent_codec = hyperprior(
         hyper_channels, h_a, h_s, GaussianConditional(
             scale=scale, quantization=quantization,
@@ -122,7 +126,7 @@ class Hyperprior(CompressionModel):
     # identity (`codec.fingerprint`) their files were written with.
     for name, default in (("scale", "log"), ("quantization", "round"),
                           ("density_layers", 2), ("hyper_padding", "same"),
-                          ("likelihood_bound", 0.)):
+                          ("likelihood_bound", 0.), ("gdn", "simplified")):
       if getattr(self, name) != default:
         config[name] = getattr(self, name)
     return config
