@@ -2,14 +2,15 @@
 
 Trains tflic's `hyperprior` (the mean-scale hyperprior, N, M, hyper
 channels N) and CompressAI's `mbt2018-mean` (`MeanScaleHyperprior(N, M)`,
-Minnen et al. 2018 without the context model: the same transforms; its h_a
-and h_s use LeakyReLU where tflic's use ReLU) on the very same batches.
+Minnen et al. 2018 without the context model: the same transforms) on the
+very same batches.
 tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
 --initializer=pytorch; --density_layers=4; --hyper_padding=pytorch;
---likelihood_bound=1e-9; --gdn=original: x / √(β + Σγx²)); give
---scale=log --quantization=round --initializer=glorot --density_layers=2
---hyper_padding=same --likelihood_bound=0 --gdn=simplified for tflic's
+--likelihood_bound=1e-9; --gdn=original: x / √(β + Σγx²);
+--hyper_activation=leaky_relu); give --scale=log --quantization=round
+--initializer=glorot --density_layers=2 --hyper_padding=same
+--likelihood_bound=0 --gdn=simplified --hyper_activation=relu for tflic's
 default form. Batches:
 each step draws one batch of random crops (`crops`: a seeded NumPy
 generator, so that a run of one library, `--libraries=tflic`, gets the
@@ -86,6 +87,10 @@ flags.DEFINE_float("likelihood_bound", 1e-9, "tflic's hyperprior: each "
 flags.DEFINE_enum("gdn", "original", ["simplified", "original"], "tflic's "
                   "hyperprior: GDN's form (CompressAI's 'original', α = 2, "
                   "ε = ½; tflic's default 'simplified', α = ε = 1).")
+flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
+                  "tflic's hyperprior: activation in h_a and h_s "
+                  "(CompressAI's leaky ReLU of slope 0.01; tflic's default "
+                  "ReLU).")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -118,7 +123,8 @@ class Tflic:
         quantization=FLAGS.quantization,
         density_layers=FLAGS.density_layers,
         hyper_padding=FLAGS.hyper_padding,
-        likelihood_bound=FLAGS.likelihood_bound, gdn=FLAGS.gdn),
+        likelihood_bound=FLAGS.likelihood_bound, gdn=FLAGS.gdn,
+        hyper_activation=FLAGS.hyper_activation),
         lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     train.compile_adam(self.model, FLAGS.learning_rate)

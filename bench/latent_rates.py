@@ -56,6 +56,8 @@ flags.DEFINE_enum("hyper_padding", "pytorch", ["same", "pytorch"], "tflic's "
                   "model, as the bench's --hyper_padding.")
 flags.DEFINE_enum("gdn", "original", ["simplified", "original"], "tflic's "
                   "model, as the bench's --gdn.")
+flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
+                  "tflic's model, as the bench's --hyper_activation.")
 FLAGS = flags.FLAGS
 
 
@@ -66,7 +68,8 @@ def tflic_parts(path):
       num_filters=FLAGS.num_filters, latent_channels=FLAGS.latent_channels,
       hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
       density_layers=FLAGS.density_layers,
-      hyper_padding=FLAGS.hyper_padding, gdn=FLAGS.gdn))
+      hyper_padding=FLAGS.hyper_padding, gdn=FLAGS.gdn,
+      hyper_activation=FLAGS.hyper_activation))
   tf.train.Checkpoint(model=model).read(path).expect_partial()
   codec = model.latent_codec
 

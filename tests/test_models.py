@@ -12,6 +12,7 @@ from tflic import data
 from tflic import models
 from tflic import train
 from tflic.latent_codecs import factorized
+from tflic.layers import integer
 from tests.conftest import TINY, random_image
 
 
@@ -66,7 +67,7 @@ def test_registry():
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
       quantization="round", density_layers=2, hyper_padding="same",
-      likelihood_bound=0., gdn="simplified")
+      likelihood_bound=0., gdn="simplified", hyper_activation="relu")
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -80,11 +81,12 @@ def test_registry():
 @pytest.mark.parametrize("option", [dict(density_layers=4),
                                     dict(hyper_padding="pytorch"),
                                     dict(likelihood_bound=1e-9),
-                                    dict(gdn="original")])
+                                    dict(gdn="original"),
+                                    dict(hyper_activation="leaky_relu")])
 def test_compressai_options_code_exactly_and_keep_old_identities(option):
   """`density_layers` (ẑ's factorized densities' depth), `hyper_padding`,
-  `likelihood_bound` and `gdn` are part of a hyperprior's identity only when
-  not the default, so models made before them keep theirs; with each, files
+  `likelihood_bound`, `gdn` and `hyper_activation` are part of a
+  hyperprior's identity only when not the default, so models made before them keep theirs; with each, files
   code exactly (CompressAI's form but `gdn` together: the golden variant
   hyperprior_compressai)."""
   default = train.build("hyperprior", TINY)
@@ -100,6 +102,11 @@ def test_compressai_options_code_exactly_and_keep_old_identities(option):
       forms = {(l.alpha, l.epsilon) for l in transform.submodules
                if isinstance(l, tfc.GDN)}
       assert forms == {(2., .5)}
+  if "hyper_activation" in option:  # leaky in h_a, h_s and the integer h_s
+    codec_ = model.latent_codec
+    for layer in (codec_.h_a.layers[0], codec_.h_s.layers[0]):
+      assert float(layer.activation(tf.constant(-1.))) == pytest.approx(-.01)
+    assert integer.negative_slope(codec_.h_s.layers[0].activation) == .01
   assert codec_lib.fingerprint(model) != codec_lib.fingerprint(default)
   codec = codec_lib.Codec(model)
   image = random_image(70, 130, 3)

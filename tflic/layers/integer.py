@@ -53,6 +53,8 @@ def negative_slope(activation):
     return 0.
   if activation is tf.nn.leaky_relu:
     return .2  # its default alpha
+  if hasattr(activation, "negative_slope"):  # one of another slope
+    return activation.negative_slope
   raise ValueError(f"an integer network cannot represent the activation "
                    f"{getattr(activation, '__name__', activation)!r}")
 

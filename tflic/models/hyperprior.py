@@ -11,7 +11,7 @@ from tflic.models.base import CompressionModel
 
 
 def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
-               hyper_padding="same", gdn="simplified"):
+               hyper_padding="same", gdn="simplified", hyper_activation="relu"):
   """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN of the
   form `gdn`, N filters, M latent channels; GSDN/IGSDN with `gsdn`) and h_a,
   h_s (Minnen 2018 Fig. 4: h_s widens by 3/2; `hyper_transforms`)."""
@@ -29,11 +29,25 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
       synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
   ], name="synthesis")
   return (analysis, synthesis) + hyper_transforms(
-      m, hyper_channels, hyper_outputs, hyper_padding)
+      m, hyper_channels, hyper_outputs, hyper_padding, hyper_activation)
 
 
-def hyper_transforms(m, hyper_channels, hyper_outputs, padding="same"):
+def leaky_relu(x):
+  """PyTorch's `nn.LeakyReLU`: slope 0.01 below 0 (Minnen 2018 Fig. 4 has
+  leaky ReLUs in h_a and h_s but gives no slope; this is CompressAI's)."""
+  return tf.nn.leaky_relu(x, alpha=.01)
+
+
+leaky_relu.negative_slope = .01  # for the integer h_s (`layers.integer`)
+ACTIVATIONS = dict(relu="relu", leaky_relu=leaky_relu)
+
+
+def hyper_transforms(m, hyper_channels, hyper_outputs, padding="same",
+                     activation="relu"):
   """h_a, h_s of Minnen 2018 Fig. 4 (h_s widens by 3/2 from M).
+
+  `activation` of their hidden layers: "relu" or "leaky_relu" (the
+  paper's and CompressAI's, `leaky_relu`).
 
   `padding` of their 5×5 stride-2 layers (the paper does not say):
   "same", TensorFlow's (a convolution of an even size pads one row before
@@ -45,23 +59,27 @@ def hyper_transforms(m, hyper_channels, hyper_outputs, padding="same"):
   the 128² training crops at step 1000, but not from step 2000 on."""
   conv = tf.keras.layers.Conv2D
   deconv = tf.keras.layers.Conv2DTranspose
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"unknown hyper activation {activation!r}: "
+                     f"{' or '.join(ACTIVATIONS)}")
+  act = ACTIVATIONS[activation]
   if padding == "same":
     down = lambda filters, name, **kw: [
         conv(filters, 5, 2, padding="same", name=name, **kw)]
     up = lambda filters, name: [
-        deconv(filters, 5, 2, padding="same", activation="relu", name=name)]
+        deconv(filters, 5, 2, padding="same", activation=act, name=name)]
   elif padding == "pytorch":
     down = lambda filters, name, **kw: [
         tf.keras.layers.ZeroPadding2D(2, name=f"{name}_pad"),
         conv(filters, 5, 2, padding="valid", name=name, **kw)]
     up = lambda filters, name: [
-        deconv(filters, 5, 2, padding="valid", activation="relu", name=name),
+        deconv(filters, 5, 2, padding="valid", activation=act, name=name),
         tf.keras.layers.Cropping2D(((2, 1), (2, 1)), name=f"{name}_crop")]
   else:
     raise ValueError(f"unknown hyper padding {padding!r}: same or pytorch")
   hyper_analysis = tf.keras.Sequential([
-      conv(hyper_channels, 3, padding="same", activation="relu", name="h_a_0"),
-      *down(hyper_channels, "h_a_1", activation="relu"),
+      conv(hyper_channels, 3, padding="same", activation=act, name="h_a_0"),
+      *down(hyper_channels, "h_a_1", activation=act),
       *down(hyper_channels, "h_a_2"),
   ], name="hyper_analysis")
   hyper_synthesis = tf.keras.Sequential([
@@ -89,16 +107,18 @@ class Hyperprior(CompressionModel):
   training, each likelihood of ỹ and z̃ bounded below (`noisy_rate`; 0:
   not bounded; CompressAI's 1e-9). `gdn`: GDN's form, "simplified" (α = ε
   = 1, tensorflow-compression 2's) or "original" (α = 2, ε = ½: Ballé 2018,
-  CompressAI; `layers.gdn`). All six as CompressAI's: `scale="sigma",
-  quantization="noise", density_layers=4, hyper_padding="pytorch",
-  likelihood_bound=1e-9, gdn="original"`."""
+  CompressAI; `layers.gdn`). `hyper_activation`: "relu" or "leaky_relu"
+  in h_a and h_s (`hyper_transforms`). All seven as CompressAI's:
+  `scale="sigma", quantization="noise", density_layers=4,
+  hyper_padding="pytorch", likelihood_bound=1e-9, gdn="original",
+  hyper_activation="leaky_relu"`."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                scale="log", quantization="round", density_layers=2,
                hyper_padding="same", likelihood_bound=0., gdn="simplified",
-               lmbda=0.01, distortion="mse", **kwargs):
+               hyper_activation="relu", lmbda=0.01, distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
@@ -109,9 +129,11 @@ class Hyperprior(CompressionModel):
     self.hyper_padding = hyper_padding
     self.likelihood_bound = likelihood_bound
     self.gdn = gdn
+    self.hyper_activation = hyper_activation
     self.analysis, self.synthesis, h_a, h_s = transforms(
         num_filters, latent_channels, hyper_channels, 2 * latent_channels,
-        hyper_padding=hyper_padding, gdn=gdn)
+        hyper_padding=hyper_padding, gdn=gdn,
+        hyper_activation=hyper_activation)
     self.latent_codec = hyperprior(
         hyper_channels, h_a, h_s, GaussianConditional(
             scale=scale, quantization=quantization,
@@ -126,7 +148,8 @@ class Hyperprior(CompressionModel):
     # identity (`codec.fingerprint`) their files were written with.
     for name, default in (("scale", "log"), ("quantization", "round"),
                           ("density_layers", 2), ("hyper_padding", "same"),
-                          ("likelihood_bound", 0.), ("gdn", "simplified")):
+                          ("likelihood_bound", 0.), ("gdn", "simplified"),
+                          ("hyper_activation", "relu")):
       if getattr(self, name) != default:
         config[name] = getattr(self, name)
     return config
