@@ -48,6 +48,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # before app.run (tflic/__init__.py says why)
+import compressai_weights
 from tflic import calibration
 from tflic import codec as codec_lib
 from tflic import data
@@ -94,6 +95,9 @@ flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
+flags.DEFINE_bool("tflic_from_compressai", False, "tflic's model starts "
+                  "from CompressAI's very initial weights (of --seed; "
+                  "bench/compressai_weights.py), not from its own draw.")
 flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
@@ -127,6 +131,8 @@ class Tflic:
         hyper_activation=FLAGS.hyper_activation),
         lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
+    if FLAGS.tflic_from_compressai:
+      compressai_weights.copy(CompressAI.network(), self.model)
     train.compile_adam(self.model, FLAGS.learning_rate)
     self._step = tf.function(self.model.train_step)
     self.calibration = None
@@ -161,18 +167,23 @@ class CompressAI:
 
   def __init__(self):
     import torch  # pylint: disable=import-outside-toplevel
-    from compressai.models import MeanScaleHyperprior  # pylint: disable=import-outside-toplevel
     self.torch = torch
-    torch.manual_seed(FLAGS.seed)
     if FLAGS.threads:
       torch.set_num_threads(FLAGS.threads)
-    self.net = MeanScaleHyperprior(N=FLAGS.num_filters,
-                                   M=FLAGS.latent_channels)
+    self.net = self.network()
     named = dict(self.net.named_parameters())
     main = [p for n, p in named.items() if not n.endswith(".quantiles")]
     aux = [p for n, p in named.items() if n.endswith(".quantiles")]
     self.optimizer = torch.optim.Adam(main, lr=FLAGS.learning_rate)
     self.aux_optimizer = torch.optim.Adam(aux, lr=1e-3)
+
+  @staticmethod
+  def network():
+    """mbt2018-mean, N and M, as --seed draws its initial weights."""
+    import torch  # pylint: disable=import-outside-toplevel
+    from compressai.models import MeanScaleHyperprior  # pylint: disable=import-outside-toplevel
+    torch.manual_seed(FLAGS.seed)
+    return MeanScaleHyperprior(N=FLAGS.num_filters, M=FLAGS.latent_channels)
 
   def step(self, batch):
     torch = self.torch
