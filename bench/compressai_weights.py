@@ -33,13 +33,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # before app.run (tflic/__init__.py says why)
 from tflic import train
 
-flags.DEFINE_integer("num_filters", 128, "N.")
-flags.DEFINE_integer("latent_channels", 192, "M.")
-flags.DEFINE_integer("seed", 1, "Seed of CompressAI's initial weights and "
-                     "of the inputs.")
-flags.DEFINE_string("state_dict", None, "A CompressAI state dict (.pt, as "
-                    "bench/compare_training.py --save_dir writes) instead.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The script's flags (not defined on import: the bench has its own)."""
+  flags.DEFINE_integer("num_filters", 128, "N.")
+  flags.DEFINE_integer("latent_channels", 192, "M.")
+  flags.DEFINE_integer("seed", 1, "Seed of CompressAI's initial weights and "
+                       "of the inputs.")
+  flags.DEFINE_string("state_dict", None, "A CompressAI state dict (.pt, "
+                      "as bench/compare_training.py --save_dir writes) "
+                      "instead.")
 
 CONVOLUTIONS = tf.keras.layers.Conv2D  # transposed ones are subclasses
 
@@ -188,4 +193,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
