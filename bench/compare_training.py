@@ -8,10 +8,10 @@ tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
 --initializer=pytorch; --density_layers=4; --hyper_padding=pytorch;
 --likelihood_bound=1e-9; --gdn=original: x / √(β + Σγx²);
---hyper_activation=leaky_relu); give --scale=log --quantization=round
---initializer=glorot --density_layers=2 --hyper_padding=same
---likelihood_bound=0 --gdn=simplified --hyper_activation=relu for tflic's
-default form. Batches:
+--hyper_activation=leaky_relu; --adam=pytorch); give --scale=log
+--quantization=round --initializer=glorot --density_layers=2
+--hyper_padding=same --likelihood_bound=0 --gdn=simplified
+--hyper_activation=relu --adam=keras for tflic's default form. Batches:
 each step draws one batch of random crops (`crops`: a seeded NumPy
 generator, so that a run of one library, `--libraries=tflic`, gets the
 same batches as a run of the other, and both can run at once, one per core)
@@ -95,6 +95,9 @@ flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
+flags.DEFINE_enum("adam", "pytorch", ["keras", "pytorch"], "tflic's Adam: "
+                  "PyTorch's form (CompressAI's; ε on the bias-corrected "
+                  "√v̂) or Keras's (tflic's default; `tflic/adam.py`).")
 flags.DEFINE_bool("tflic_from_compressai", False, "tflic's model starts "
                   "from CompressAI's very initial weights (of --seed; "
                   "bench/compressai_weights.py), not from its own draw.")
@@ -133,7 +136,7 @@ class Tflic:
     initializers.initialize(self.model, FLAGS.initializer)
     if FLAGS.tflic_from_compressai:
       compressai_weights.copy(CompressAI.network(), self.model)
-    train.compile_adam(self.model, FLAGS.learning_rate)
+    train.compile_adam(self.model, FLAGS.learning_rate, form=FLAGS.adam)
     self._step = tf.function(self.model.train_step)
     self.calibration = None
 

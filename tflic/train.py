@@ -17,6 +17,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from tflic import adam
 from tflic import data
 from tflic import export
 from tflic import initializers
@@ -113,11 +114,12 @@ def build(model_name, model_args, lmbda=0.01, distortion="mse",
   return model
 
 
-def compile_adam(model, learning_rate=1e-4, clip_norm=1.):
-  """Gives `model` its Adam optimizer, gradients clipped to a global norm of
-  `clip_norm` (0: not clipped), with its slots (so checkpoints restore)."""
-  model.compile(optimizer=tf.keras.optimizers.Adam(
-      learning_rate, global_clipnorm=clip_norm or None))
+def compile_adam(model, learning_rate=1e-4, clip_norm=1., form="keras"):
+  """Gives `model` its Adam optimizer of `form` (`adam.FORMS`), gradients
+  clipped to a global norm of `clip_norm` (0: not clipped), with its slots
+  (so checkpoints restore)."""
+  model.compile(optimizer=adam.adam(
+      form, learning_rate, global_clipnorm=clip_norm or None))
   model.optimizer.build(model.trainable_variables)
 
 
@@ -347,7 +349,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
           eval_images=None, eval_every=0, precision_="float32",
-          export_dir=None, max_hours=0., initializer="glorot"):
+          export_dir=None, max_hours=0., initializer="glorot",
+          adam_form="keras"):
   """Trains until `steps` optimizer steps are done, resuming from the latest
   checkpoint in model_dir (with the given learning rate, or the rate of the
   resumed step under `learning_rate_schedule`). Gradients are clipped
@@ -358,7 +361,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   of small batches vary too much to compare: a batch of dark crops costs
   almost nothing): the last checkpoint stays intact. A new run starts from
   `initializer`'s weights ("glorot" or "pytorch", `initializers.py`) or
-  from the weights of `init_from` (`load_weights`). Every `eval_every` steps (and at the
+  from the weights of `init_from` (`load_weights`); `adam_form`: Adam's
+  form, "keras" or "pytorch" (`adam.py`). Every `eval_every` steps (and at the
   end) the images of `eval_images` (a --train_data spec) are coded as real
   files (`Evaluation`): bpp and PSNR go to TensorBoard (model_dir/eval)
   and model_dir/eval.csv. `precision_`: "float32", "mixed_bfloat16" or
@@ -396,7 +400,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   with strategy.scope():
     model = build(model_name, model_args, lmbda, distortion, precision_)
     initializers.initialize(model, initializer)
-    compile_adam(model, learning_rate, clip_norm)
+    compile_adam(model, learning_rate, clip_norm, adam_form)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
   # Every worker saves (the strategy needs all of them); the chief's
   # checkpoints are the run's, the others' go to a directory of their own.
