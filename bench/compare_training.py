@@ -8,10 +8,13 @@ tflic's model is trained in CompressAI's form by default (--scale=sigma:
 h_s gives σ; --quantization=noise: y + u into g_s, z + u into h_s;
 --initializer=pytorch; --density_layers=4; --hyper_padding=pytorch;
 --likelihood_bound=1e-9; --gdn=original: x / √(β + Σγx²);
---hyper_activation=leaky_relu; --adam=pytorch); give --scale=log
+--hyper_activation=leaky_relu; --transform_padding=pytorch;
+--adam=pytorch: then the same function as CompressAI's with the same
+weights, bench/compressai_weights.py); give --scale=log
 --quantization=round --initializer=glorot --density_layers=2
 --hyper_padding=same --likelihood_bound=0 --gdn=simplified
---hyper_activation=relu --adam=keras for tflic's default form. Batches:
+--hyper_activation=relu --transform_padding=same --adam=keras for tflic's
+default form. Batches:
 each step draws one batch of random crops (`crops`: a seeded NumPy
 generator, so that a run of one library, `--libraries=tflic`, gets the
 same batches as a run of the other, and both can run at once, one per core)
@@ -92,6 +95,9 @@ flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
                   "tflic's hyperprior: activation in h_a and h_s "
                   "(CompressAI's leaky ReLU of slope 0.01; tflic's default "
                   "ReLU).")
+flags.DEFINE_enum("transform_padding", "pytorch", ["same", "pytorch"],
+                  "tflic's hyperprior: padding of g_a's and g_s's strided "
+                  "layers (CompressAI's; tflic's default 'same').")
 flags.DEFINE_enum("initializer", "pytorch", ["glorot", "pytorch"], "tflic's "
                   "initial convolution weights: PyTorch's (CompressAI's) or "
                   "Keras's (tflic's default).")
@@ -101,6 +107,11 @@ flags.DEFINE_enum("adam", "pytorch", ["keras", "pytorch"], "tflic's Adam: "
 flags.DEFINE_bool("tflic_from_compressai", False, "tflic's model starts "
                   "from CompressAI's very initial weights (of --seed; "
                   "bench/compressai_weights.py), not from its own draw.")
+flags.DEFINE_string("state_dict", None, "CompressAI's model starts from "
+                    "these weights (a state dict, as --save_dir writes), "
+                    "and tflic's from a copy of them. With --steps=0 "
+                    "--eval_at=0 both only code --eval_images: tflic's "
+                    "coding of CompressAI's model against CompressAI's.")
 flags.DEFINE_integer("seed", 1, "Seed of the crops and of both models.")
 flags.DEFINE_integer("threads", 0, "Intra-op threads of each library "
                      "(0: their defaults).")
@@ -131,10 +142,11 @@ class Tflic:
         density_layers=FLAGS.density_layers,
         hyper_padding=FLAGS.hyper_padding,
         likelihood_bound=FLAGS.likelihood_bound, gdn=FLAGS.gdn,
-        hyper_activation=FLAGS.hyper_activation),
+        hyper_activation=FLAGS.hyper_activation,
+      transform_padding=FLAGS.transform_padding),
         lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
-    if FLAGS.tflic_from_compressai:
+    if FLAGS.tflic_from_compressai or FLAGS.state_dict:
       compressai_weights.copy(CompressAI.network(), self.model)
     train.compile_adam(self.model, FLAGS.learning_rate, form=FLAGS.adam)
     self._step = tf.function(self.model.train_step)
@@ -182,11 +194,15 @@ class CompressAI:
 
   @staticmethod
   def network():
-    """mbt2018-mean, N and M, as --seed draws its initial weights."""
+    """mbt2018-mean, N and M, as --seed draws its initial weights (or
+    with those of --state_dict)."""
     import torch  # pylint: disable=import-outside-toplevel
     from compressai.models import MeanScaleHyperprior  # pylint: disable=import-outside-toplevel
     torch.manual_seed(FLAGS.seed)
-    return MeanScaleHyperprior(N=FLAGS.num_filters, M=FLAGS.latent_channels)
+    net = MeanScaleHyperprior(N=FLAGS.num_filters, M=FLAGS.latent_channels)
+    if FLAGS.state_dict:
+      net.load_state_dict(torch.load(FLAGS.state_dict))
+    return net
 
   def step(self, batch):
     torch = self.torch
@@ -279,6 +295,44 @@ def main(argv):
   # both libraries see the same batches, so their means compare closely.
   window = np.zeros((len(runs), 3))
   since_eval = np.zeros((len(runs), 3))
+
+  def evaluate(step):
+    """Each library codes --eval_images; a row of the CSV each."""
+    nonlocal previous_eval
+    for i, run in enumerate(runs):
+      if FLAGS.save_dir:
+        run.save(os.path.join(FLAGS.save_dir,
+                              f"{FLAGS.libraries[i]}-{step}"))
+      started = time.perf_counter()
+      figures = run.evaluate(eval_images)
+      bpp = np.mean([metrics.bpp(size, *image.shape[:2])
+                     for (size, _), image in zip(figures, eval_images)])
+      psnr = np.mean([float(metrics.psnr(image, decoded)) for
+                      (_, decoded), image in zip(figures, eval_images)])
+      # The objective both minimise, of the files: it compares models that
+      # landed at other rates without assuming an RD slope.
+      mse = np.mean([np.mean((image.astype(np.float64) - decoded) ** 2)
+                     for (_, decoded), image in zip(figures, eval_images)])
+      loss = bpp + FLAGS.lmbda * mse
+      rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
+                       psnr=round(psnr, 3), files_loss=round(loss, 4),
+                       train_loss=round(since_eval[i][0] / (
+                           step - previous_eval), 4) if step else "",
+                       steps_per_second=round(counted / seconds[i], 3)
+                       if seconds[i] else "",
+                       eval_seconds=round(time.perf_counter() - started, 1)))
+      logging.info("step %d %s: %.4f bpp %.2f dB (R + λ·MSE %.4f) on %d "
+                   "images", step, run.name, bpp, psnr, loss,
+                   len(eval_images))
+    since_eval[:] = 0.
+    previous_eval = step
+    with open(FLAGS.output, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+      writer.writeheader()
+      writer.writerows(rows)
+
+  if 0 in eval_at:
+    evaluate(0)
   for step in range(1, FLAGS.steps + 1):
     batch = next(batches)
     for i, run in enumerate(runs):
@@ -299,37 +353,7 @@ def main(argv):
                        for r, l, rate in zip(runs, window, rates)))
       window[:] = 0.
     if step in eval_at:
-      for i, run in enumerate(runs):
-        if FLAGS.save_dir:
-          run.save(os.path.join(FLAGS.save_dir,
-                                f"{FLAGS.libraries[i]}-{step}"))
-        started = time.perf_counter()
-        figures = run.evaluate(eval_images)
-        bpp = np.mean([metrics.bpp(size, *image.shape[:2])
-                       for (size, _), image in zip(figures, eval_images)])
-        psnr = np.mean([float(metrics.psnr(image, decoded)) for
-                        (_, decoded), image in zip(figures, eval_images)])
-        # The objective both minimise, of the files: it compares models that
-        # landed at other rates without assuming an RD slope.
-        mse = np.mean([np.mean((image.astype(np.float64) - decoded) ** 2)
-                       for (_, decoded), image in zip(figures, eval_images)])
-        loss = bpp + FLAGS.lmbda * mse
-        rows.append(dict(step=step, library=run.name, bpp=round(bpp, 5),
-                         psnr=round(psnr, 3), files_loss=round(loss, 4),
-                         train_loss=round(
-                             since_eval[i][0] / (step - previous_eval), 4),
-                         steps_per_second=round(counted / seconds[i], 3)
-                         if seconds[i] else "",
-                         eval_seconds=round(time.perf_counter() - started, 1)))
-        logging.info("step %d %s: %.4f bpp %.2f dB (R + λ·MSE %.4f) on %d "
-                     "images", step, run.name, bpp, psnr, loss,
-                     len(eval_images))
-      since_eval[:] = 0.
-      previous_eval = step
-      with open(FLAGS.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+      evaluate(step)
   if counted and len(runs) == 2:
     logging.info("steps/s ratio %s / %s: %.2f (%d steps each)", runs[0].name,
                  runs[1].name, seconds[1] / seconds[0], counted)

@@ -2,8 +2,8 @@
 that each part then computes the same function in both.
 
 `copy(net, model)` gives tflic's `hyperprior` in CompressAI's form (the
-bench's defaults: σ from h_s, PyTorch's padding in h_a/h_s, 4 density
-layers, GDN's original form, leaky ReLU) the weights of a CompressAI
+bench's defaults: σ from h_s, PyTorch's padding, 4 density layers, GDN's
+original form, leaky ReLU) the weights of a CompressAI
 `MeanScaleHyperprior` of the same widths: kernels [O, I, h, w] (transposed:
 [I, O, h, w]) as [h, w, I, O] ([h, w, O, I]), GDN's stored √(β + pedestal)
 and √(γ + pedestal) (γ transposed: tensorflow-compression's is [in, out]),
@@ -13,10 +13,8 @@ last layer with its outputs reordered (CompressAI's ψ is (σ, μ), tflic's
 
 Run as a script, it copies a CompressAI model (its initial weights by
 --seed, or --state_dict) into tflic's and prints, for inputs drawn at
-random, the largest difference of each part's outputs: g_a's and g_s's
-convolutions (padded as PyTorch pads: tflic's g_a and g_s pad as
-TensorFlow's `same`, one row before and two after), GDN and IGDN, h_a,
-h_s and the likelihoods of z in ẑ's density:
+random, the largest difference of each part's outputs: g_a, g_s, h_a, h_s
+and the likelihoods of z in ẑ's density:
 
   python bench/compressai_weights.py --state_dict=save/compressai-5000.pt
 """
@@ -119,12 +117,12 @@ def build(net):
       num_filters=net.N, latent_channels=net.M, hyper_channels=net.N,
       scale="sigma", quantization="noise", density_layers=4,
       hyper_padding="pytorch", likelihood_bound=1e-9, gdn="original",
-      hyper_activation="leaky_relu"))
+      hyper_activation="leaky_relu", transform_padding="pytorch"))
 
 
 def differences(net, model, rng):
-  """{part: largest |tflic − CompressAI|} on random inputs (module
-  docstring); with each the largest |output| for scale."""
+  """{part: (largest |tflic − CompressAI|, largest |CompressAI's|)} of g_a,
+  g_s, h_a, h_s and the likelihoods of z, on random inputs."""
   import torch  # pylint: disable=import-outside-toplevel
   nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2)
   nhwc = lambda x: _numpy(x).transpose(0, 2, 3, 1)
@@ -135,43 +133,22 @@ def differences(net, model, rng):
     found[name] = (float(np.abs(mine - theirs).max()),
                    float(np.abs(theirs).max()))
 
+  codec = model.latent_codec
   with torch.no_grad():
-    for layer, module, part in pairs(net, model):
-      if part not in ("g_a", "g_s"):
-        continue
-      x = rng.normal(size=(1, 12, 12, layer.kernel.shape[
-          3 if isinstance(layer, tf.keras.layers.Conv2DTranspose) else 2])
-                     ).astype(np.float32)
-      theirs = nhwc(module(nchw(x)))
-      if isinstance(layer, tf.keras.layers.Conv2DTranspose):
-        mine = tf.nn.conv2d_transpose(
-            x, layer.kernel, [1, 27, 27, layer.filters], 2, "VALID")[
-                :, 2:-1, 2:-1] + layer.bias
-      else:
-        mine = tf.nn.conv2d(np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)]),
-                            layer.kernel, 2, "VALID") + layer.bias
-      note(f"{part} {layer.name}", mine, theirs)
-    gdns = [(layer, module) for sequential, name in (
-        (model.analysis, "g_a"), (model.synthesis, "g_s"))
-            for layer, module in zip(
-                [l.activation for l in sequential.layers
-                 if hasattr(l.activation, "gamma_parameter")],
-                _modules(net, name, "gdn"))]
-    for gdn, module in gdns:
-      x = rng.normal(size=(1, 6, 6, gdn.gamma.shape[0])).astype(np.float32)
-      note(gdn.name, gdn(x), nhwc(module(nchw(x))))
-    codec = model.latent_codec
+    x = rng.uniform(size=(1, 128, 192, 3)).astype(np.float32)
+    note("g_a", model.analysis(x), nhwc(net.g_a(nchw(x))))
+    y = rng.normal(size=(1, 8, 12, net.M)).astype(np.float32) * 4
+    note("g_s", model.synthesis(y), nhwc(net.g_s(nchw(y))))
     y = rng.normal(size=(1, 32, 48, net.M)).astype(np.float32) * 4
     note("h_a", codec.h_a(y), nhwc(net.h_a(nchw(y))))
     z = rng.normal(size=(1, 8, 12, net.N)).astype(np.float32) * 3
     psi = codec.h_s(z).numpy()
     scales, means = net.h_s(nchw(z)).chunk(2, 1)
-    note("h_s μ", psi[..., :net.M], nhwc(means))
-    note("h_s σ (before its bound)", psi[..., net.M:], nhwc(scales))
-    prior = codec.z_codec.prior
+    note("h_s: μ", psi[..., :net.M], nhwc(means))
+    note("h_s: σ (before its bound)", psi[..., net.M:], nhwc(scales))
     rows = torch.from_numpy(z.transpose(3, 0, 1, 2).reshape(net.N, 1, -1))
     likelihood = net.entropy_bottleneck._likelihood(rows)[0]  # pylint: disable=protected-access
-    note("likelihoods of z", prior.prob(z),
+    note("likelihoods of z", codec.z_codec.prior.prob(z),
          _numpy(likelihood).reshape(net.N, *z.shape[:3]).transpose(1, 2, 3, 0))
   return found
 

@@ -58,6 +58,8 @@ flags.DEFINE_enum("gdn", "original", ["simplified", "original"], "tflic's "
                   "model, as the bench's --gdn.")
 flags.DEFINE_enum("hyper_activation", "leaky_relu", ["relu", "leaky_relu"],
                   "tflic's model, as the bench's --hyper_activation.")
+flags.DEFINE_enum("transform_padding", "pytorch", ["same", "pytorch"],
+                  "tflic's model, as the bench's --transform_padding.")
 FLAGS = flags.FLAGS
 
 
@@ -69,7 +71,8 @@ def tflic_parts(path):
       hyper_channels=FLAGS.num_filters, scale=FLAGS.scale,
       density_layers=FLAGS.density_layers,
       hyper_padding=FLAGS.hyper_padding, gdn=FLAGS.gdn,
-      hyper_activation=FLAGS.hyper_activation))
+      hyper_activation=FLAGS.hyper_activation,
+      transform_padding=FLAGS.transform_padding))
   tf.train.Checkpoint(model=model).read(path).expect_partial()
   codec = model.latent_codec
 

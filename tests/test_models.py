@@ -67,7 +67,8 @@ def test_registry():
   assert models.architecture("hyperprior") == dict(
       num_filters=192, latent_channels=320, hyper_channels=192, scale="log",
       quantization="round", density_layers=2, hyper_padding="same",
-      likelihood_bound=0., gdn="simplified", hyper_activation="relu")
+      likelihood_bound=0., gdn="simplified", hyper_activation="relu",
+      transform_padding="same")
   assert models.architecture("cheng2020") == dict(
       num_filters=192, mixture_components=3, context="serial")
   with pytest.raises(ValueError, match="unknown model"):
@@ -82,11 +83,12 @@ def test_registry():
                                     dict(hyper_padding="pytorch"),
                                     dict(likelihood_bound=1e-9),
                                     dict(gdn="original"),
-                                    dict(hyper_activation="leaky_relu")])
+                                    dict(hyper_activation="leaky_relu"),
+                                    dict(transform_padding="pytorch")])
 def test_compressai_options_code_exactly_and_keep_old_identities(option):
   """`density_layers` (ẑ's factorized densities' depth), `hyper_padding`,
-  `likelihood_bound`, `gdn` and `hyper_activation` are part of a
-  hyperprior's identity only when not the default, so models made before them keep theirs; with each, files
+  `likelihood_bound`, `gdn`, `hyper_activation` and `transform_padding`
+  are part of a hyperprior's identity only when not the default, so models made before them keep theirs; with each, files
   code exactly (CompressAI's form but `gdn` together: the golden variant
   hyperprior_compressai)."""
   default = train.build("hyperprior", TINY)

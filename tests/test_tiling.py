@@ -23,9 +23,13 @@ KINDS = [n for n in models.names() if n != "joint"]
 
 def tiny(name):
   """A tiny model of `name`; "factorized-reflect": the factorized model
-  with mirrored padding (its tiles must not mirror at a tile's border)."""
+  with mirrored padding (its tiles must not mirror at a tile's border);
+  "hyperprior-pytorch": g_a and g_s padded as PyTorch pads (centred)."""
   if name == "factorized-reflect":
     return train.build("factorized", dict(num_filters=8, padding="reflect"))
+  if name == "hyperprior-pytorch":
+    return train.build("hyperprior", dict(TINY, num_filters=8,
+                                          transform_padding="pytorch"))
   if name in ("ms2020", "elic2022"):  # (slices and groups of 8 channels)
     return train.build(name, golden.VARIANTS[name][1])
   return train.build(name, dict(num_filters=8) if name in (
@@ -47,7 +51,7 @@ def close(actual, expected):
                              atol=1e-5 * max(np.abs(expected).max(), 1.))
 
 
-@pytest.mark.parametrize("name", KINDS)
+@pytest.mark.parametrize("name", KINDS + ["hyperprior-pytorch"])
 def test_halo_covers_the_receptive_fields(name):
   model = tiny(name)
   n, c = 32, 16  # a border wide enough not to cut the fields short
@@ -66,7 +70,8 @@ def test_halo_covers_the_receptive_fields(name):
   assert latents <= model.halo, latents
 
 
-@pytest.mark.parametrize("name", KINDS + ["factorized-reflect"])
+@pytest.mark.parametrize("name", KINDS + ["factorized-reflect",
+                                  "hyperprior-pytorch"])
 def test_tiled_transforms_equal_untiled(name):
   """Tiles of 4 latent positions, which do not divide 13 × 11."""
   model = tiny(name)

@@ -5,6 +5,7 @@ sub-pixel convolution. GDN/IGDN are tensorflow-compression's."""
 import tensorflow as tf
 import tensorflow_compression as tfc
 
+from tflic.layers.centred_conv import CentredStridedConv
 from tflic.layers.gdn import GDN
 from tflic.layers.subpixel import SubPixelConv2D
 
@@ -22,27 +23,6 @@ class Subsample(tf.keras.layers.Layer):
 
   def call(self, x):
     return x[:, ::2, ::2]
-
-
-class CentredStridedConv(tf.keras.layers.Conv2D):
-  """A k×k convolution of stride 2 whose output i is centred on input 2i
-  (zero padding of (k − 1)/2 on each side, as the authors' PyTorch code
-  pads), so that it sees the positions `Subsample` keeps; "same" padding
-  would centre it on 2i + 1 for even sizes. Output size ⌈input / 2⌉."""
-
-  def __init__(self, filters, kernel_size=3, **kwargs):
-    super().__init__(filters, kernel_size, strides=2, padding="valid",
-                     **kwargs)
-
-  def call(self, x):
-    p = (self.kernel_size[0] - 1) // 2
-    return super().call(tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]))
-
-  def get_config(self):
-    config = super().get_config()
-    for key in ("strides", "padding"):
-      config.pop(key)
-    return config
 
 
 class _Block(tf.keras.layers.Layer):

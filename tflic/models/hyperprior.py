@@ -11,22 +11,31 @@ from tflic.models.base import CompressionModel
 
 
 def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
-               hyper_padding="same", gdn="simplified", hyper_activation="relu"):
+               hyper_padding="same", gdn="simplified", hyper_activation="relu",
+               transform_padding="same"):
   """g_a, g_s (Ballé 2018 Fig. 4: 5×5 convolutions with GDN/IGDN of the
-  form `gdn`, N filters, M latent channels; GSDN/IGSDN with `gsdn`) and h_a,
-  h_s (Minnen 2018 Fig. 4: h_s widens by 3/2; `hyper_transforms`)."""
-  kw = dict(gsdn=gsdn, gdn_form=gdn)
+  form `gdn`, N filters, M latent channels; GSDN/IGSDN with `gsdn`;
+  `transform_padding` "same", TensorFlow's, or "pytorch",
+  `layers.centred_conv`) and h_a, h_s (Minnen 2018 Fig. 4: h_s widens by
+  3/2; `hyper_transforms`)."""
+  if transform_padding not in ("same", "pytorch"):
+    raise ValueError(f"unknown transform padding {transform_padding!r}: "
+                     "same or pytorch")
+  kw = dict(gsdn=gsdn, gdn_form=gdn, padding=dict(
+      same="zeros", pytorch="pytorch")[transform_padding])
   analysis = tf.keras.Sequential([
       analysis_stage(n, 5, 2, "analysis_0", **kw),
       analysis_stage(n, 5, 2, "analysis_1", **kw),
       analysis_stage(n, 5, 2, "analysis_2", **kw),
-      analysis_stage(m, 5, 2, "analysis_3", gdn=False),
+      analysis_stage(m, 5, 2, "analysis_3", gdn=False,
+                     padding=kw["padding"]),
   ], name="analysis")
   synthesis = tf.keras.Sequential([
       synthesis_stage(n, 5, 2, "synthesis_0", **kw),
       synthesis_stage(n, 5, 2, "synthesis_1", **kw),
       synthesis_stage(n, 5, 2, "synthesis_2", **kw),
-      synthesis_stage(3, 5, 2, "synthesis_3", igdn=False),
+      synthesis_stage(3, 5, 2, "synthesis_3", igdn=False,
+                      padding=kw["padding"]),
   ], name="synthesis")
   return (analysis, synthesis) + hyper_transforms(
       m, hyper_channels, hyper_outputs, hyper_padding, hyper_activation)
@@ -108,17 +117,21 @@ class Hyperprior(CompressionModel):
   not bounded; CompressAI's 1e-9). `gdn`: GDN's form, "simplified" (α = ε
   = 1, tensorflow-compression 2's) or "original" (α = 2, ε = ½: Ballé 2018,
   CompressAI; `layers.gdn`). `hyper_activation`: "relu" or "leaky_relu"
-  in h_a and h_s (`hyper_transforms`). All seven as CompressAI's:
+  in h_a and h_s (`hyper_transforms`). `transform_padding`: "same" or
+  "pytorch" in g_a and g_s (`transforms`). All eight as CompressAI's:
   `scale="sigma", quantization="noise", density_layers=4,
   hyper_padding="pytorch", likelihood_bound=1e-9, gdn="original",
-  hyper_activation="leaky_relu"`."""
+  hyper_activation="leaky_relu", transform_padding="pytorch"`: with the
+  same weights, the same function as its `mbt2018-mean`
+  (bench/compressai_weights.py)."""
 
   multiple = 64
 
   def __init__(self, num_filters=192, latent_channels=320, hyper_channels=192,
                scale="log", quantization="round", density_layers=2,
                hyper_padding="same", likelihood_bound=0., gdn="simplified",
-               hyper_activation="relu", lmbda=0.01, distortion="mse", **kwargs):
+               hyper_activation="relu", transform_padding="same", lmbda=0.01,
+               distortion="mse", **kwargs):
     super().__init__(lmbda=lmbda, distortion=distortion, **kwargs)
     self.num_filters = num_filters
     self.latent_channels = latent_channels
@@ -130,10 +143,12 @@ class Hyperprior(CompressionModel):
     self.likelihood_bound = likelihood_bound
     self.gdn = gdn
     self.hyper_activation = hyper_activation
+    self.transform_padding = transform_padding
     self.analysis, self.synthesis, h_a, h_s = transforms(
         num_filters, latent_channels, hyper_channels, 2 * latent_channels,
         hyper_padding=hyper_padding, gdn=gdn,
-        hyper_activation=hyper_activation)
+        hyper_activation=hyper_activation,
+        transform_padding=transform_padding)
     self.latent_codec = hyperprior(
         hyper_channels, h_a, h_s, GaussianConditional(
             scale=scale, quantization=quantization,
@@ -149,7 +164,8 @@ class Hyperprior(CompressionModel):
     for name, default in (("scale", "log"), ("quantization", "round"),
                           ("density_layers", 2), ("hyper_padding", "same"),
                           ("likelihood_bound", 0.), ("gdn", "simplified"),
-                          ("hyper_activation", "relu")):
+                          ("hyper_activation", "relu"),
+                          ("transform_padding", "same")):
       if getattr(self, name) != default:
         config[name] = getattr(self, name)
     return config
