@@ -107,6 +107,10 @@ flags.DEFINE_enum("adam", "pytorch", ["keras", "pytorch"], "tflic's Adam: "
 flags.DEFINE_bool("tflic_from_compressai", False, "tflic's model starts "
                   "from CompressAI's very initial weights (of --seed; "
                   "bench/compressai_weights.py), not from its own draw.")
+flags.DEFINE_bool("no_noise", False, "Both train on the latents without "
+                  "the uniform noise (u = 0), so that from the same weights "
+                  "(--tflic_from_compressai) their steps compare one by "
+                  "one: a check that both compute the same training step.")
 flags.DEFINE_string("state_dict", None, "CompressAI's model starts from "
                     "these weights (a state dict, as --save_dir writes), "
                     "and tflic's from a copy of them. With --steps=0 "
@@ -248,6 +252,20 @@ class CompressAI:
 LIBRARIES = dict(tflic=Tflic, compressai=CompressAI)
 
 
+def without_noise():
+  """u = 0 in both libraries' training steps, from now on in this process:
+  tflic draws its noise with `tf.random.uniform` (`entropy/noisy_rate.py`;
+  initial weights are drawn already), CompressAI in its entropy models'
+  `quantize(..., "noise")`."""
+  tf.random.uniform = lambda shape, *_, dtype=tf.float32, **__: tf.zeros(
+      shape, dtype)
+  if "compressai" in FLAGS.libraries:
+    from compressai.entropy_models import EntropyModel  # pylint: disable=import-outside-toplevel
+    quantize = EntropyModel.quantize
+    EntropyModel.quantize = lambda self, x, mode, means=None: (
+        x if mode == "noise" else quantize(self, x, mode, means))
+
+
 def crops(spec, patch_size, batch_size, seed):
   """Batches of random crops [B, P, P, 3] in [0, 1]: images and corners
   drawn by a NumPy generator of `seed`, the same in every process (tflic's
@@ -284,6 +302,8 @@ def main(argv):
     raise app.UsageError(f"no images match --eval_images={FLAGS.eval_images}")
   eval_at = sorted({int(s) for s in FLAGS.eval_at})
   runs = [LIBRARIES[name]() for name in FLAGS.libraries]
+  if FLAGS.no_noise:
+    without_noise()
   os.makedirs(os.path.dirname(FLAGS.output) or ".", exist_ok=True)
   if FLAGS.save_dir:
     os.makedirs(FLAGS.save_dir, exist_ok=True)

@@ -22,6 +22,10 @@ def test_transposed_is_the_adjoint(kernel, size):
   transposed.kernel.assign(conv.kernel)
   y = tf.random.stateless_normal(y_shape, [3, 4])
   back = transposed(y)
+  # (in graphs, of known and of unknown size, too)
+  for signature in (None, [tf.TensorSpec([None, None, None, 4])]):
+    traced = tf.function(transposed, input_signature=signature)(y)
+    np.testing.assert_array_equal(traced, back)
   assert back.shape[1:3] == (2 * y_shape[1], 2 * y_shape[2])
   back = back[:, :size, :size + 2]  # (an odd input's last row: beyond)
   np.testing.assert_allclose(float(tf.reduce_sum(conv(x) * y)),

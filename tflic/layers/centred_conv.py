@@ -32,16 +32,23 @@ class CentredStridedConv(tf.keras.layers.Conv2D):
 class CentredStridedConvTranspose(tf.keras.layers.Conv2DTranspose):
   """The transposed k×k convolution of stride 2 on the same grid: a "valid"
   one (2n + k − 2 outputs) cropped by (k − 1)/2 before and (k − 3)/2
-  after, output size 2·input. The activation (e.g. IGDN, pointwise) is
-  applied before the crop."""
+  after, output size 2·input."""
 
   def __init__(self, filters, kernel_size=5, **kwargs):
     super().__init__(filters, kernel_size, strides=2, padding="valid",
                      **kwargs)
 
   def call(self, x):
-    p = (self.kernel_size[0] - 1) // 2
-    return super().call(x)[:, p:-(p - 1) or None, p:-(p - 1) or None]
+    k = self.kernel_size[0]
+    shape = tf.shape(x)
+    rows, cols = 2 * shape[1], 2 * shape[2]
+    y = tf.nn.conv2d_transpose(
+        x, self.kernel, tf.stack([shape[0], rows + k - 2, cols + k - 2,
+                                  self.filters]), 2, "VALID")
+    y = y[:, (k - 1) // 2:, (k - 1) // 2:][:, :rows, :cols]
+    if self.use_bias:
+      y = tf.nn.bias_add(y, self.bias)
+    return self.activation(y) if self.activation is not None else y
 
   def compute_output_shape(self, input_shape):
     shape = tf.TensorShape(input_shape).as_list()
