@@ -43,8 +43,11 @@ def transforms(n, m, hyper_channels, hyper_outputs, gsdn=False,
 
 def leaky_relu(x):
   """PyTorch's `nn.LeakyReLU`: slope 0.01 below 0 (Minnen 2018 Fig. 4 has
-  leaky ReLUs in h_a and h_s but gives no slope; this is CompressAI's)."""
-  return tf.nn.leaky_relu(x, alpha=.01)
+  leaky ReLUs in h_a and h_s but gives no slope; this is CompressAI's). As
+  max(x, 0.01·x): TensorFlow 2.14's graph optimizer fails to fuse
+  `tf.nn.leaky_relu`'s gradient with a convolution's bias (an error
+  logged, the optimization skipped)."""
+  return tf.maximum(x, .01 * x)
 
 
 leaky_relu.negative_slope = .01  # for the integer h_s (`layers.integer`)
