@@ -63,6 +63,16 @@ VARIANTS = {
     "hyperprior_compressai": ("hyperprior", dict(
         SMALL, scale="sigma", quantization="noise", density_layers=4,
         hyper_padding="pytorch")),
+    # And its GDN (the original form) and leaky ReLUs in h_a/h_s (the integer
+    # h_s's second multiplier, slope 0.01). Not its centred padding of g_a/g_s
+    # (float transforms; exact coding: tests/test_models.py): after the 10
+    # steps here its y lies far in the tails of its prior (8 σ on average),
+    # where the coder's escapes cost half the model's own estimate, which
+    # tests/test_contract.py's rate check refuses.
+    "hyperprior_compressai_all": ("hyperprior", dict(
+        SMALL, scale="sigma", quantization="noise", density_layers=4,
+        hyper_padding="pytorch", likelihood_bound=1e-9, gdn="original",
+        hyper_activation="leaky_relu")),
     # Variable rate (gain units): the streams carry the quality.
     "hyperprior_vr": ("hyperprior", dict(SMALL, lmbdas=[.002, .01, .05])),
     "cheng2020_vr": ("cheng2020", dict(num_filters=8, mixture_components=3,
