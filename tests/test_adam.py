@@ -50,3 +50,24 @@ def test_forms_compute_their_update(form):
 def test_unknown_form_is_refused():
   with pytest.raises(ValueError, match="keras.*pytorch"):
     adam.adam("sgd", 1e-3)
+
+
+def test_either_form_resumes_the_others_checkpoint(tmp_path):
+  """The same slots (m, v, the step): a run may change its form."""
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  from tests.conftest import TINY  # pylint: disable=import-outside-toplevel
+  models = []
+  for form in adam.FORMS:
+    model = train.build("hyperprior", TINY)
+    train.compile_adam(model, 1e-3, form=form)
+    models.append(model)
+  keras, pytorch = models
+  assert type(pytorch.optimizer) is adam.PyTorchAdam
+  keras.train_step(tf.random.stateless_uniform([2, 64, 64, 3], [1, 2]))
+  path = tf.train.Checkpoint(model=keras, optimizer=keras.optimizer).save(
+      str(tmp_path / "ckpt"))
+  tf.train.Checkpoint(model=pytorch, optimizer=pytorch.optimizer).restore(
+      path).assert_existing_objects_matched()
+  assert int(pytorch.optimizer.iterations) == 1
+  for a, b in zip(keras.optimizer.variables, pytorch.optimizer.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
