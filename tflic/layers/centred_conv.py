@@ -3,9 +3,9 @@ side, so that output i of a stride-2 convolution is centred on input 2i, and
 the transposed convolution that is its adjoint (PyTorch's `padding=(k −
 1)/2, output_padding=1`). TensorFlow's "same" pads an even-sized input by
 one row before and two after (for k = 5), centring output i on 2i + 1.
-Either learns as well; CompressAI's models and tensorflow-compression's
-`SignalConv2D` ("same_zeros") use the centred grid, so a model padded so
-computes exactly what theirs compute with the same weights."""
+CompressAI's models and tensorflow-compression's `SignalConv2D`
+("same_zeros") use the centred grid, so a model padded so computes what
+theirs compute with the same weights (bench/compressai_weights.py)."""
 
 import tensorflow as tf
 
