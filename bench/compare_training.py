@@ -147,7 +147,7 @@ class Tflic:
         hyper_padding=FLAGS.hyper_padding,
         likelihood_bound=FLAGS.likelihood_bound, gdn=FLAGS.gdn,
         hyper_activation=FLAGS.hyper_activation,
-      transform_padding=FLAGS.transform_padding),
+        transform_padding=FLAGS.transform_padding),
         lmbda=FLAGS.lmbda)
     initializers.initialize(self.model, FLAGS.initializer)
     if FLAGS.tflic_from_compressai or FLAGS.state_dict:
