@@ -44,6 +44,7 @@ def define_flags():
                       "as bench/compare_training.py --save_dir writes) "
                       "instead.")
 
+
 CONVOLUTIONS = tf.keras.layers.Conv2D  # transposed ones are subclasses
 
 
@@ -66,7 +67,7 @@ def _numpy(tensor):
 
 
 def pairs(net, model):
-  """[(tflic layer, CompressAI module, part)]: g_a, g_s, h_a, h_s."""
+  """[(tflic convolution, CompressAI's)] of g_a, g_s, h_a and h_s."""
   codec = model.latent_codec
   found = []
   for part, sequential in (("g_a", model.analysis), ("g_s", model.synthesis),
@@ -76,7 +77,7 @@ def pairs(net, model):
     if len(layers) != len(modules):
       raise ValueError(f"{part}: {len(layers)} convolutions in tflic's, "
                        f"{len(modules)} in CompressAI's")
-    found += [(layer, module, part) for layer, module in zip(layers, modules)]
+    found += list(zip(layers, modules))
   return found
 
 
@@ -84,7 +85,7 @@ def copy(net, model):
   """Sets `model`'s weights to `net`'s (module docstring)."""
   codec = model.latent_codec
   last = _convolutions(codec.h_s)[-1]
-  for layer, module, _ in pairs(net, model):
+  for layer, module in pairs(net, model):
     kernel = _numpy(module.weight).transpose(2, 3, 1, 0)
     bias = _numpy(module.bias)
     if layer is last:  # (σ, μ) → (μ, σ)
