@@ -10,6 +10,7 @@ from tflic import bitstream
 from tflic.entropy import bands
 from tflic.entropy import entropy_parameters as ep
 from tflic.entropy import integer_gaussian as ig
+from tflic.entropy.noisy_normal import log_likelihood
 from tflic.entropy.noisy_rate import noisy_rate
 from tflic.latent_codecs.base import LatentCodec
 
@@ -32,7 +33,7 @@ def conditional(latent, mean, log_scale, training, quantization="round",
                 likelihood_bound=0.):
   """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ,
   bits per batch item). In training the bits are those of ỹ = y + u
-  (`noisy_rate`, with its `likelihood_bound`) and ŷ = round(y − μ) + μ,
+  (`noisy_rate`, with its `likelihood_bound`; `noisy_normal`) and ŷ = round(y − μ) + μ,
   straight-through; with `quantization="noise"`, ŷ = that same ỹ (Ballé
   et al. 2018, §2; CompressAI's training form). Otherwise the bits of ŷ."""
   model = tfc.LocationScaleIndexedEntropyModel(
@@ -44,8 +45,9 @@ def conditional(latent, mean, log_scale, training, quantization="round",
     return model.quantize(latent, loc=mean), bits
   index = tfc.upper_bound(tfc.lower_bound(ig.log_scale_index(log_scale), 0.),
                           float(ig.NUM_SCALES - 1))  # as the model's own
-  noisy, bits = noisy_rate(latent - mean, tfc.NoisyNormal(
-      loc=0., scale=_scale(index)).log_prob, likelihood_bound)
+  scale = _scale(index)
+  noisy, bits = noisy_rate(latent - mean, lambda x: log_likelihood(x, scale),
+                           likelihood_bound)
   if quantization == "noise":
     return noisy + mean, bits
   return model.quantize(latent, loc=mean), bits
