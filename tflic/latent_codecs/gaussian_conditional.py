@@ -33,9 +33,10 @@ def conditional(latent, mean, log_scale, training, quantization="round",
                 likelihood_bound=0.):
   """Training form of N(μ, σ²) * U(−½, ½) on the coder's scale grid → (ŷ,
   bits per batch item). In training the bits are those of ỹ = y + u
-  (`noisy_rate`, with its `likelihood_bound`; `noisy_normal`) and ŷ = round(y − μ) + μ,
-  straight-through; with `quantization="noise"`, ŷ = that same ỹ (Ballé
-  et al. 2018, §2; CompressAI's training form). Otherwise the bits of ŷ."""
+  (`noisy_rate`, with its `likelihood_bound`, under `noisy_normal`) and
+  ŷ = round(y − μ) + μ, straight-through; with `quantization="noise"`,
+  ŷ = that same ỹ (Ballé et al. 2018, §2; CompressAI's training form).
+  Otherwise the bits of ŷ."""
   model = tfc.LocationScaleIndexedEntropyModel(
       tfc.NoisyNormal, ig.NUM_SCALES, _scale, coding_rank=3,
       compression=False)
