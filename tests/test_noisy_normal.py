@@ -20,9 +20,9 @@ def _values_and_gradients(fn, x, scale, dtype):
 def test_equals_noisy_normal_over_the_scale_grid_and_far_tails():
   """Every fifth σ of the coder's grid (0.11 to 256), x from −3000 to 3000,
   and either side of the switch to the asymptotic series (a = (|x| − ½)/σ
-  = TAIL): log p and both gradients
-  within 3e-5 (relative, or absolute below 1) of float64, as close as
-  NoisyNormal's own float32 values are; finite everywhere."""
+  = TAIL): log p and both gradients within 3e-5 (relative, or absolute
+  below 1) of float64, as close as NoisyNormal's own float32 values are;
+  finite everywhere."""
   scales = ig.scales()[::5]
   x = np.concatenate([np.linspace(-3000., 3000., 1201),
                       np.linspace(-3., 3., 121), [.5, -.5]])

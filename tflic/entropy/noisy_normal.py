@@ -5,7 +5,7 @@ i.e. log of the mass of N(0, σ²) on [x − ½, x + ½].
 The same values as tensorflow-compression's `NoisyNormal(0, σ).log_prob`
 (float32 rounding apart), in a few operations instead of its four
 `log_ndtr`s: by symmetry the mass is Φ̄(a) − Φ̄(b) with a = (|x| − ½)/σ,
-b = (|x| + ½)/σ and Φ̄ = 1 − Φ = ½ erfc(·/√2), exact in float32 while
+b = (|x| + ½)/σ and Φ̄ = 1 − Φ = ½ erfc(·/√2), accurate in float32 while
 Φ̄(a) is far from underflow (a < `TAIL`); beyond, log Φ̄ is its asymptotic
 series (Abramowitz & Stegun 26.2.12) and log p = log Φ̄(a) + log(1 − Φ̄(b) /
 Φ̄(a)). Each branch is evaluated only on its own domain, so neither
