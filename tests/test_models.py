@@ -131,6 +131,22 @@ def test_training_patches_from_files_and_tfds(tmp_path):
     data.image_files(str(tmp_path / "*.jpg"))
 
 
+def test_seeded_patches_do_not_depend_on_the_threads():
+  """bin/train --seed gives the same crops in every run: the same batches
+  from a map on one thread as on eight."""
+
+  def batches(threads):
+    tf.keras.utils.set_random_seed(5)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return [b.numpy() for b in data.patches("samples", 32, 8).with_options(
+        options).take(12)]
+
+  one = batches(1)
+  assert all(np.array_equal(a, b) for a, b in zip(one, batches(8)))
+  assert not np.array_equal(one[0], one[1])
+
+
 def test_divergence_stops_training_without_a_bad_checkpoint(tmp_path):
   from tflic import train  # pylint: disable=import-outside-toplevel
   model_dir = str(tmp_path)

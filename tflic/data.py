@@ -61,8 +61,9 @@ def _read(path):
   return image
 
 
-def random_crop(image, patch_size):
-  """A random patch_size² crop; images smaller than that are scaled up first."""
+def random_crop(image, patch_size, seed):
+  """A patch_size² crop at a place `seed` (a stateless RNG's [2] int64
+  seed) draws; images smaller than that are scaled up first."""
   shape = tf.shape(image)
   short = tf.minimum(shape[0], shape[1])
   if short < patch_size:
@@ -70,7 +71,8 @@ def random_crop(image, patch_size):
     size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
     image = tf.cast(tf.image.resize(image, size, "bicubic", antialias=True) + .5,
                     tf.uint8)
-  return tf.image.random_crop(image, [patch_size, patch_size, 3])
+  return tf.image.stateless_random_crop(image, [patch_size, patch_size, 3],
+                                        seed)
 
 
 def images(spec, shuffle=True, repeat=True):
@@ -78,7 +80,10 @@ def images(spec, shuffle=True, repeat=True):
   if spec.startswith("tfds:"):
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     name, _, split = spec[5:].partition(":")
-    ds = tfds.load(name, split=split or "train", shuffle_files=shuffle)
+    # The files' order drawn from the global seed, as the crops are.
+    shuffle_seed = int(next(iter(tf.data.Dataset.random().take(1))))
+    ds = tfds.load(name, split=split or "train", shuffle_files=shuffle,
+                   read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed))
     ds = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda im: tf.image.grayscale_to_rgb(im)
                 if im.shape[-1] == 1 else im[..., :3])
@@ -99,9 +104,18 @@ def images(spec, shuffle=True, repeat=True):
 
 
 def patches(spec, patch_size, batch_size, shuffle=True):
-  """Batches of random crops as float32 in [0, 1], [batch_size, P, P, 3]."""
-  ds = images(spec, shuffle=shuffle)
-  ds = ds.map(lambda im: tf.cast(random_crop(im, patch_size), tf.float32) / 255.,
+  """Batches of random crops as float32 in [0, 1], [batch_size, P, P, 3].
+
+  With the global seed set (`tf.keras.utils.set_random_seed`, bin/train's
+  --seed) every run gives the same batches: each image's crop is drawn
+  from a seed of its own, taken in order from `tf.data.Dataset.random`, so
+  the crops do not depend on which thread of the parallel map runs first
+  (a stateful `random_crop` there hands its draws out in the threads'
+  order)."""
+  ds = tf.data.Dataset.zip((images(spec, shuffle=shuffle),
+                            tf.data.Dataset.random().batch(2)))
+  ds = ds.map(lambda im, seed: tf.cast(random_crop(im, patch_size, seed),
+                                       tf.float32) / 255.,
               num_parallel_calls=tf.data.AUTOTUNE)
   if shuffle:
     ds = ds.shuffle(8 * batch_size)
