@@ -107,6 +107,29 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
       train.learning_rate_schedule(1., **bad)
 
 
+def test_a_seeded_run_repeats_and_a_resumed_one_draws_new_crops(tmp_path,
+                                                                caplog):
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  caplog.set_level("INFO")
+  args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
+  common = dict(batch_size=2, patch_size=64, log_every=1000, seed=3)
+
+  def run(name, steps):
+    caplog.clear()
+    model = train.train("hyperprior", args, "samples", str(tmp_path / name),
+                        steps=steps, **common)
+    return model, re.search(r"first batch of 2 patches, digest (\w+)",
+                            caplog.text).group(1)
+
+  first, digest = run("a", 2)
+  again, digest_again = run("b", 2)
+  assert digest_again == digest
+  for a, b in zip(first.variables, again.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  _, resumed = run("a", 3)
+  assert resumed != digest
+
+
 def test_max_hours_ends_the_run_with_a_checkpoint(tmp_path):
   from tflic import train  # pylint: disable=import-outside-toplevel
   args = dict(num_filters=8, latent_channels=8, hyper_channels=8)

@@ -371,8 +371,10 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   (at the end) the SavedModel to `export_dir`, calibrated on the training
   data. With `max_hours` > 0 the run also ends (as at `steps`: checkpoint,
   evaluation, export) after that many hours of training in this process,
-  evaluations not counted: runs compared at equal CPU time. Returns the
-  model."""
+  evaluations not counted: runs compared at equal CPU time. `seed` sets the
+  initial weights and, with the step a run starts at, its crops and noise:
+  on one machine a rerun repeats a run bit for bit, and a resumed run goes
+  on with other crops than its start had. Returns the model."""
   rate_at = learning_rate_schedule(learning_rate, lr_boundaries, lr_values)
   if seed is not None:
     tf.keras.utils.set_random_seed(seed)
@@ -427,13 +429,19 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
   if step >= steps:
     return model
 
+  if seed is not None:
+    # The crops and the noise from here on: a rerun repeats them, a resumed
+    # run draws others than its start did.
+    tf.random.set_seed(int(np.random.SeedSequence([seed, step]).generate_state(
+        1)[0]))
   dataset = data.patches(train_data, patch_size, batch_size)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  if workers > 1:  # each worker reads its own share of the patches
-    first = strategy.experimental_local_results(next(iterator))[0]
-    logging.info("worker %d of %d: first batch of %d patches, digest %s",
-                 index, workers, first.shape[0], hashlib.sha256(
-                     first.numpy().tobytes()).hexdigest()[:16])
+  # (each worker reads its own share of the patches)
+  first = strategy.experimental_local_results(next(iterator))[0]
+  logging.info("%sfirst batch of %d patches, digest %s",
+               f"worker {index} of {workers}: " if workers > 1 else "",
+               first.shape[0], hashlib.sha256(
+                   first.numpy().tobytes()).hexdigest()[:16])
   train_function = model.make_train_function()
   writer = tf.summary.create_file_writer(os.path.join(
       model_dir, "train" if chief else f".worker-{index}"))
