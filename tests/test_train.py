@@ -107,26 +107,35 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
       train.learning_rate_schedule(1., **bad)
 
 
-def test_a_seeded_run_repeats_and_a_resumed_one_draws_new_crops(tmp_path,
-                                                                caplog):
+def test_a_seeded_run_repeats_and_a_resumed_one_draws_new_crops(tmp_path):
+  from absl import logging  # pylint: disable=import-outside-toplevel
   from tflic import train  # pylint: disable=import-outside-toplevel
-  caplog.set_level("INFO")
   args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
   common = dict(batch_size=2, patch_size=64, log_every=1000, seed=3)
+  lines = []
+  handler = logging.logging.Handler()
+  handler.emit = lambda record: lines.append(record.getMessage())
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_logger().addHandler(handler)
 
   def run(name, steps):
-    caplog.clear()
+    lines.clear()
     model = train.train("hyperprior", args, "samples", str(tmp_path / name),
                         steps=steps, **common)
     return model, re.search(r"first batch of 2 patches, digest (\w+)",
-                            caplog.text).group(1)
+                            "\n".join(lines)).group(1)
 
-  first, digest = run("a", 2)
-  again, digest_again = run("b", 2)
+  try:
+    first, digest = run("a", 2)
+    again, digest_again = run("b", 2)
+    _, resumed = run("a", 3)
+  finally:
+    logging.get_absl_logger().removeHandler(handler)
+    logging.set_verbosity(verbosity)
   assert digest_again == digest
   for a, b in zip(first.variables, again.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-  _, resumed = run("a", 3)
   assert resumed != digest
 
 
