@@ -268,10 +268,10 @@ def without_noise():
 
 def crops(spec, patch_size, batch_size, seed):
   """Batches of random crops [B, P, P, 3] in [0, 1]: images and corners
-  drawn by a NumPy generator of `seed`, the same in every process (tflic's
-  input pipeline, seeded alike, gave other crops in a run of one library
-  than in a run of both). The images are decoded once and kept in memory:
-  a small training set."""
+  drawn by a NumPy generator of `seed`, the same in every process and for
+  both libraries (tflic's input pipeline drew its crops in the order its
+  threads asked for them before 6f2428d). The images are decoded once and
+  kept in memory: a small training set."""
   images = [image.numpy() for image in data.images(spec, shuffle=False,
                                                    repeat=False)]
   small = sum(min(image.shape[:2]) < patch_size for image in images)
