@@ -108,12 +108,13 @@ def test_learning_rate_schedule_applies_from_the_resumed_step(tmp_path):
 
 
 def test_a_seeded_run_repeats_and_a_resumed_one_draws_new_crops(tmp_path):
+  import logging as std_logging  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
   from tflic import train  # pylint: disable=import-outside-toplevel
   args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
   common = dict(batch_size=2, patch_size=64, log_every=1000, seed=3)
-  lines = []
-  handler = logging.logging.Handler()
+  lines = []  # bin/train's log (absl's logger, whatever its verbosity was)
+  handler = std_logging.Handler()
   handler.emit = lambda record: lines.append(record.getMessage())
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.INFO)

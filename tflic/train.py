@@ -436,7 +436,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         1)[0]))
   dataset = data.patches(train_data, patch_size, batch_size)
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  # Reruns compare by it; each worker reads its own share of the patches.
+  # The first batch's digest: reruns compare by it, and workers (each reads
+  # its own share of the patches) differ by it.
   first = strategy.experimental_local_results(next(iterator))[0]
   logging.info("%sfirst batch of %d patches, digest %s",
                f"worker {index} of {workers}: " if workers > 1 else "",
