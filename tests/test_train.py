@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tests.conftest import ENV, ROOT, run, tool
+from tests.conftest import ENV, ROOT, random_image, run, tool
 from tflic import initializers
+from tflic import metrics
 from tflic import models
 from tflic.layers.gsdn import GSDN
 
@@ -158,6 +159,59 @@ def test_max_hours_ends_the_run_with_a_checkpoint(tmp_path):
                 max_hours=-1., **common)
 
 
+def test_eval_images_are_coded_during_training(tmp_path, monkeypatch):
+  """--eval_images: real files' mean bpp and PSNR to eval.csv and TensorBoard
+  at every --eval_every steps and at the end; a resumed run first drops the
+  rows of steps after its checkpoint; a failed evaluation does not end the
+  run."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from tflic import train  # pylint: disable=import-outside-toplevel
+  for i in range(2):
+    Image.fromarray(random_image(48, 64, seed=i)).save(tmp_path / f"{i}.png")
+  args = dict(num_filters=8, latent_channels=8, hyper_channels=8)
+  common = dict(batch_size=2, patch_size=64, log_every=1000,
+                eval_images=str(tmp_path / "*.png"), eval_every=2)
+  run_dir = str(tmp_path / "run")
+  with pytest.raises(ValueError, match="--eval_every=0"):
+    train.train("hyperprior", args, "samples", run_dir, steps=1,
+                **dict(common, eval_every=0))
+  train.train("hyperprior", args, "samples", run_dir, steps=2, **common)
+  csv = os.path.join(run_dir, "eval.csv")
+  with open(csv) as f:
+    header, row = f.read().splitlines()
+  assert header == "step,level,bpp,psnr"
+  # The figures of the run's checkpoint at step 2, coded as the export codes.
+  from tflic import calibration  # pylint: disable=import-outside-toplevel
+  from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  model = train.load(run_dir)
+  codec = codec_lib.Codec(model, calibration.from_data(
+      "samples", model.multiple, model.pad_mode))
+  figures = []
+  for i in range(2):
+    image = np.asarray(Image.open(tmp_path / f"{i}.png"))
+    stream = codec.encode(image)["bitstream_bytes"]
+    figures.append((8 * len(stream.numpy()) / image[..., 0].size, float(
+        metrics.psnr(image, codec.decode(stream)["image"].numpy()))))
+  bpp, psnr = np.mean(figures, 0)
+  assert row == f"2,,{bpp:.5f},{psnr:.3f}"
+  assert os.listdir(os.path.join(run_dir, "eval"))  # TensorBoard's events
+  with open(csv, "a") as f:  # evaluated after the last checkpoint (step 2)
+    f.write("5,,1.0,20.0\n")
+  train.train("hyperprior", args, "samples", run_dir, steps=3, **common)
+  with open(csv) as f:
+    assert [r.split(",")[0] for r in f.read().splitlines()] == [
+        "step", "2", "3"]
+
+  def fail(*unused):
+    raise RuntimeError("out of memory")
+  monkeypatch.setattr(train.Evaluation, "_rows", fail)
+  model = train.train("hyperprior", args, "samples", run_dir, steps=4,
+                      **common)
+  assert int(model.optimizer.iterations) == 4
+  with open(csv) as f:
+    assert len(f.read().splitlines()) == 3
+
+
 def test_init_from_a_run_takes_its_weights_not_its_step(tmp_path):
   """--init_from=RUN_DIR: weights only; the new run starts at step 0 with a
   fresh optimizer (the Keras model tracks its optimizer, so a checkpoint read
@@ -178,6 +232,16 @@ def test_init_from_a_run_takes_its_weights_not_its_step(tmp_path):
   assert not any(np.any(v.numpy()) for v in model.optimizer.variables)
   for a, b in zip(source.trainable_variables, model.trainable_variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # The checkpoint's own prefix, or its .index file, as ls shows it.
+  assert train.load_weights(train.build("hyperprior", args), str(
+      tmp_path / "a" / "ckpt-2.index"))[0] == len(model.trainable_variables)
+  # What is not a run, a checkpoint or a SavedModel: one clear error.
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "text").write_text("not a checkpoint")
+  (tmp_path / "bad.index").write_text("not a checkpoint")
+  for source in ("missing", "empty", "text", "bad", "bad.index"):
+    with pytest.raises(ValueError, match=f"--init_from=.*{source}"):
+      train.load_weights(model, str(tmp_path / source))
 
 
 def test_every_config_uses_flags_that_bin_train_defines():

@@ -165,25 +165,54 @@ class Evaluation:
   images of bpp and PSNR, as Kodak figures are reported (each level of a
   variable-rate model), to TensorBoard (model_dir/eval) and
   model_dir/eval.csv (step, level, bpp, psnr): every run has an RD-vs-steps
-  curve."""
+  curve. Every worker evaluates, so that none waits for the chief in a
+  collective (which times out); only the chief (`write`) writes. A run
+  resumed at `step` first drops the CSV's rows of later steps (evaluated
+  after its last checkpoint, or by an earlier run in the same directory).
+  An evaluation that fails is logged; training goes on."""
 
-  def __init__(self, model_dir, spec, train_data):
+  def __init__(self, model_dir, spec, train_data, step=0, write=True):
     from tflic import calibration  # pylint: disable=import-outside-toplevel
     self.images = [image.numpy() for image in
                    data.images(spec, shuffle=False, repeat=False)]
-    self.model_dir, self.train_data = model_dir, train_data
+    self.train_data, self.write = train_data, write
     self.calibration = None
-    self.writer = tf.summary.create_file_writer(os.path.join(model_dir,
-                                                             "eval"))
-    self.path = os.path.join(model_dir, "eval.csv")
     self._calibration_module = calibration
+    self.path = os.path.join(model_dir, "eval.csv")
+    if write:
+      self.writer = tf.summary.create_file_writer(os.path.join(model_dir,
+                                                               "eval"))
+      _drop_rows_after(self.path, step)
 
   def __call__(self, model, step):
+    started = time.time()
+    try:
+      rows = self._rows(model, step)
+    except Exception:  # pylint: disable=broad-except
+      logging.exception("step %d: the evaluation failed; training goes on",
+                        step)
+      return
+    if self.write:
+      for _, level, bpp, psnr in rows:
+        with self.writer.as_default(step=step):
+          suffix = "" if level == "" else f"_level{level}"
+          tf.summary.scalar("bpp" + suffix, bpp)
+          tf.summary.scalar("psnr" + suffix, psnr)
+      new = not os.path.exists(self.path)
+      with open(self.path, "a") as f:
+        if new:
+          f.write("step,level,bpp,psnr\n")
+        f.writelines(f"{s},{l},{b:.5f},{p:.3f}\n" for s, l, b, p in rows)
+    logging.info("step %d: %s on %d images (%.0f s)", step, "; ".join(
+        f"{'' if l == '' else f'level {l}: '}{b:.4f} bpp {p:.2f} dB"
+        for _, l, b, p in rows), len(self.images), time.time() - started)
+
+  def _rows(self, model, step):
+    """[(step, level or "", mean bpp, mean PSNR)] of the coded images."""
     from tflic import codec as codec_lib  # pylint: disable=import-outside-toplevel
     if self.calibration is None:
       self.calibration = self._calibration_module.from_data(
           self.train_data, model.multiple, model.pad_mode)
-    started = time.time()
     codec = codec_lib.Codec(model, self.calibration)
     rows = []
     for level in range(model.levels) if model.levels else [None]:
@@ -199,18 +228,26 @@ class Evaluation:
                         float(metrics.psnr(image, decoded))))
       bpp, psnr = np.mean(figures, 0)
       rows.append((step, "" if level is None else level, bpp, psnr))
-      with self.writer.as_default(step=step):
-        suffix = "" if level is None else f"_level{level}"
-        tf.summary.scalar("bpp" + suffix, bpp)
-        tf.summary.scalar("psnr" + suffix, psnr)
-    new = not os.path.exists(self.path)
-    with open(self.path, "a") as f:
-      if new:
-        f.write("step,level,bpp,psnr\n")
-      f.writelines(f"{s},{l},{b:.5f},{p:.3f}\n" for s, l, b, p in rows)
-    logging.info("step %d: %s on %d images (%.0f s)", step, "; ".join(
-        f"{'' if l == '' else f'level {l}: '}{b:.4f} bpp {p:.2f} dB"
-        for _, l, b, p in rows), len(self.images), time.time() - started)
+    return rows
+
+
+def _drop_rows_after(path, step):
+  """Rewrites the CSV `path` (its first column the step) without the rows of
+  steps after `step`."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  if not lines:
+    return
+  header, *rows = lines
+  kept = [r for r in rows if int(r.split(",", 1)[0]) <= step]
+  if len(kept) < len(rows):
+    with open(path + ".tmp", "w") as f:
+      f.writelines([header] + kept)
+    os.replace(path + ".tmp", path)
+    logging.info("%s: dropped %d rows after step %d", path,
+                 len(rows) - len(kept), step)
 
 
 def load_weights(model, source):
@@ -234,10 +271,12 @@ def load_weights(model, source):
         variable.assign(tf.cast(value, variable.dtype))
     _resample_gains(model, source, loaded)
   else:
-    path = (tf.train.latest_checkpoint(source) if os.path.isdir(source)
-            else source)
-    if not path:
-      raise ValueError(f"--init_from={source}: no checkpoint or SavedModel")
+    path = (tf.train.latest_checkpoint(source) if tf.io.gfile.isdir(source)
+            else source.removesuffix(".index"))
+    if not path or not tf.io.gfile.exists(path + ".index"):
+      raise ValueError(
+          f"--init_from={source}: not a run directory with a checkpoint, a "
+          "checkpoint (RUN/ckpt-N) or a SavedModel")
     # A compiled Keras model tracks its optimizer: reading through it would
     # also bring the source's step and Adam moments, which stay as they were.
     optimizer = [(v, v.numpy()) for v in
@@ -245,7 +284,7 @@ def load_weights(model, source):
     try:
       tf.train.Checkpoint(model=checkpoint_root(model, path)).read(
           path).expect_partial()
-    except ValueError as e:  # e.g. a weight of another shape
+    except (ValueError, tf.errors.OpError) as e:  # another shape, a bad file
       raise ValueError(f"--init_from={source}: {e}") from None
     for variable, value in optimizer:
       variable.assign(value)
@@ -348,7 +387,7 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
           learning_rate=1e-4, lr_boundaries=(), lr_values=(),
           strategy="default", checkpoint_every=1000, log_every=100, seed=None,
           clip_norm=1., divergence_factor=10., init_from=None,
-          eval_images=None, eval_every=0, precision_="float32",
+          eval_images=None, eval_every=1000, precision_="float32",
           export_dir=None, max_hours=0., initializer="glorot",
           adam_form="keras"):
   """Trains until `steps` optimizer steps are done, resuming from the latest
@@ -388,6 +427,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     raise ValueError(f"--patch_size must be a multiple of {multiple} for "
                      f"{model_name}")
   index, workers, chief = worker(strategy)
+  if eval_images and eval_every < 1:
+    raise ValueError(f"--eval_every={eval_every}: give a number of steps "
+                     "≥ 1")
   if max_hours < 0:
     raise ValueError(f"--max_hours={max_hours}: give hours > 0 (0: no limit)")
   if max_hours and workers > 1:  # the workers' clocks would stop them apart
@@ -416,6 +458,9 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
         model=checkpoint_root(model, latest),
         optimizer=model.optimizer).restore(
             latest).assert_existing_objects_matched()
+    if init_from:
+      logging.warning("--init_from=%s ignored: %s has a checkpoint, the "
+                      "run resumes from it", init_from, model_dir)
   elif init_from:
     changed, total = load_weights(model, init_from)
     logging.info("initialized %d of %d weights from %s", changed, total,
@@ -454,8 +499,8 @@ def train(model_name, model_args, train_data, model_dir, steps=1000000,
     if chief:
       logging.info("saved checkpoint at step %d", step)
 
-  evaluation = (eval_images and chief and
-                Evaluation(model_dir, eval_images, train_data))
+  evaluation = eval_images and Evaluation(model_dir, eval_images,
+                                          train_data, step, write=chief)
 
   start_step, start_time, best_loss = step, time.time(), float("inf")
   evaluating = 0.  # seconds spent in evaluations, not counted in max_hours
