@@ -345,6 +345,26 @@ def test_mixed_bfloat16_exports_float32():
   assert precision.resolve("auto") in ("float32", "mixed_bfloat16")
 
 
+def test_auto_precision_is_bfloat16_where_onednn_computes_it(tmp_path,
+                                                            monkeypatch):
+  """--precision=auto: bfloat16 on a CPU with AMX or AVX512-BF16, unless
+  oneDNN is off (TensorFlow's own bfloat16 kernels are no faster than
+  float32's)."""
+  from tflic import precision  # pylint: disable=import-outside-toplevel
+  if tf.config.list_physical_devices("GPU"):
+    pytest.skip("the CPU's flags decide only without GPUs")
+  cpuinfo = tmp_path / "cpuinfo"
+  monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+  for flags, native in (("fpu avx2 avx512f", False),
+                        ("fpu avx512_bf16 amx_bf16 amx_tile", True),
+                        ("fpu avx512_bf16", True)):
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert precision.native_bfloat16(str(cpuinfo))[0] == native, flags
+  monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+  found, why = precision.native_bfloat16(str(cpuinfo))
+  assert not found and "oneDNN is off" in why
+
+
 @pytest.mark.parametrize("flagfile", sorted(glob.glob(
     os.path.join(ROOT, "configs", "*.cfg"))), ids=os.path.basename)
 def test_every_flagfile_parses_into_a_model(flagfile, monkeypatch):

@@ -8,6 +8,8 @@ Variables are float32, and exporting builds a float32 copy (`Model.clone`):
 coding and its integer path do not change.
 """
 
+import os
+
 from absl import logging
 import tensorflow as tf
 import tensorflow_compression as tfc
@@ -17,10 +19,10 @@ from tflic.layers.gsdn import GSDN
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
-def native_bfloat16():
+def native_bfloat16(cpuinfo="/proc/cpuinfo"):
   """(whether this machine computes bfloat16 natively, why): GPUs of
   compute capability 8.0 or more (A100, H100), CPUs with AMX or
-  AVX512-BF16."""
+  AVX512-BF16 through oneDNN (TensorFlow's default on x86)."""
   gpus = tf.config.list_physical_devices("GPU")
   if gpus:
     capabilities = [tf.config.experimental.get_device_details(g).get(
@@ -28,13 +30,18 @@ def native_bfloat16():
     native = all(c >= (8, 0) for c in capabilities)
     return native, f"GPU compute capability {min(capabilities)}"
   try:
-    with open("/proc/cpuinfo") as f:
+    with open(cpuinfo) as f:
       flags = next((l for l in f if l.startswith("flags")), "").split()
   except OSError:
     flags = []
   found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
-  return bool(found), ("CPU with " + ", ".join(found) if found else
-                       "CPU without AMX or AVX512-BF16")
+  if not found:
+    return False, "CPU without AMX or AVX512-BF16"
+  if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("0", "false"):
+    # TensorFlow's own bfloat16 kernels: no faster than float32.
+    return False, (f"CPU with {', '.join(found)}, but oneDNN is off "
+                   "(TF_ENABLE_ONEDNN_OPTS=0)")
+  return True, "CPU with " + ", ".join(found)
 
 
 def resolve(precision):
