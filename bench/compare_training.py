@@ -30,7 +30,9 @@ bpp and PSNR (and the files' R + λ·MSE) are printed and written to
 --output (CSV), with the mean training loss since the previous evaluation
 (the same batches for both).
 
-Optional dependencies (not needed by tflic or its tests):
+Optional dependencies (not needed by tflic or its tests; PyPI's torch for
+Linux brings CUDA's libraries, several GB: for CPU only, first
+`pip install torch --index-url https://download.pytorch.org/whl/cpu`):
 
   pip install -e '.[compare]'
   python bench/compare_training.py --train_data='photos/*.jpg' \\
